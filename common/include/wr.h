@@ -221,7 +221,8 @@ void wr_log(wr_log_level lvl, const char *fmt, ...) WR_PRINTF(2, 3);
  * When the kernel refuses io_uring (old kernel, seccomp), wr_ring_init() still succeeds in
  * fallback mode, which runs the queued ops with plain syscalls at submit time with the same
  * semantics (a failed linked op cancels the rest of its chain with -ECANCELED);
- * wr_ring_is_uring() tells which mode is active. */
+ * wr_ring_is_uring() tells which mode is active. Test hook: with $WEIR_NO_URING set to anything
+ * but "" or "0", wr_ring_init() always picks the fallback (read at each init). */
 typedef struct wr_ring wr_ring;
 enum { WR_RING_LINK = 1u << 0, WR_RING_DRAIN = 1u << 1 };
 typedef struct wr_cqe {
