@@ -33,10 +33,10 @@
 typedef struct lg_topic lg_topic;
 typedef struct lg_reader lg_reader;
 
-#define LG_MAX_PARTITIONS  4096
-#define LG_TOPIC_NAME_MAX  200
-#define LG_NO_PRODUCER     UINT64_MAX /* producer_id of a batch that is not idempotent */
-#define LG_NO_OFFSET       UINT64_MAX
+#define LG_MAX_PARTITIONS 4096
+#define LG_TOPIC_NAME_MAX 200
+#define LG_NO_PRODUCER    UINT64_MAX /* producer_id of a batch that is not idempotent */
+#define LG_NO_OFFSET      UINT64_MAX
 
 typedef enum lg_fsync {
     LG_FSYNC_ALWAYS = 0, /* ack after fdatasync (default) */
@@ -49,10 +49,7 @@ typedef enum lg_cleanup {
     LG_CLEANUP_COMPACT,    /* keep the newest record per key (and retention, if set) */
 } lg_cleanup;
 
-typedef enum lg_compression {
-    LG_COMP_NONE = 0,
-    LG_COMP_ZSTD = 1
-} lg_compression;
+typedef enum lg_compression { LG_COMP_NONE = 0, LG_COMP_ZSTD = 1 } lg_compression;
 
 /* Topic configuration, stored in topic.meta at creation. */
 typedef struct lg_config {
@@ -64,9 +61,9 @@ typedef struct lg_config {
     int64_t retention_ms;       /* -1 = keep forever (default 7 days) */
     int64_t retention_bytes;    /* per partition; -1 = unlimited (default) */
     lg_cleanup cleanup;
-    int64_t delete_retention_ms; /* compacted topics keep tombstones this long; 1 day */
-    double min_cleanable_ratio;  /* compact when dirty bytes / total >= this; 0.5 */
-    uint32_t max_record_bytes;   /* key + value + headers; default 1 MiB */
+    int64_t delete_retention_ms;   /* compacted topics keep tombstones this long; 1 day */
+    double min_cleanable_ratio;    /* compact when dirty bytes / total >= this; 0.5 */
+    uint32_t max_record_bytes;     /* key + value + headers; default 1 MiB */
     uint32_t index_interval_bytes; /* one index entry per this many bytes; 4096 */
     lg_compression compression;    /* default for batches the CLI builds */
 } lg_config;
@@ -86,8 +83,8 @@ typedef struct lg_io_op {
     const void *buf; /* borrowed */
     size_t len;      /* 0: no write, only the sync (if @sync) */
     uint64_t off;
-    bool sync;       /* fdatasync after the write (linked: skipped if the write fails) */
-    int err;         /* OUT: 0, or the errno of the write or sync that failed */
+    bool sync; /* fdatasync after the write (linked: skipped if the write fails) */
+    int err;   /* OUT: 0, or the errno of the write or sync that failed */
 } lg_io_op;
 
 typedef struct lg_io {
@@ -111,18 +108,18 @@ const lg_io *lg_io_default(void);
 
 /* Open options (process-local, not stored). */
 typedef struct lg_open_opts {
-    bool readonly;              /* no LOCK, no recovery writes, no background threads */
+    bool readonly;               /* no LOCK, no recovery writes, no background threads */
     uint64_t max_inflight_bytes; /* appends beyond this get WR_AGAIN; default 64 MiB */
-    const struct lg_io *io;     /* I/O vtable; NULL = the real one (tests inject faults) */
-    bool no_cleaner;            /* do not start the background maintenance thread */
+    const struct lg_io *io;      /* I/O vtable; NULL = the real one (tests inject faults) */
+    bool no_cleaner;             /* do not start the background maintenance thread */
 } lg_open_opts;
 
 WR_MUST_CHECK wr_status lg_topic_create(const char *root, const char *name, const lg_config *cfg);
 /* Open (and recover) a topic. WR_ERR_NOTFOUND if it does not exist, WR_ERR_BUSY if another
  * process has it open for writing, WR_ERR_CORRUPT if a sealed segment is damaged (wr_errmsg()
  * names topic, partition, file and byte offset). The caller releases *out with lg_topic_close.*/
-WR_MUST_CHECK wr_status lg_topic_open(const char *root, const char *name,
-                                      const lg_open_opts *opts, lg_topic **out);
+WR_MUST_CHECK wr_status lg_topic_open(const char *root, const char *name, const lg_open_opts *opts,
+                                      lg_topic **out);
 /* Waits for queued appends, syncs everything, writes indexes and a clean-shutdown marker so
  * the next open does not rescan. NULL is a no-op. */
 void lg_topic_close(lg_topic *t);
@@ -137,10 +134,10 @@ typedef struct lg_header {
 } lg_header;
 
 typedef struct lg_rec_in {
-    wr_bytes key;    /* key.ptr == NULL: no key (not allowed on compacted topics) */
-    wr_bytes val;    /* ignored when tombstone */
-    bool tombstone;  /* absent value */
-    int64_t ts_ms;   /* 0: the time of the append */
+    wr_bytes key;   /* key.ptr == NULL: no key (not allowed on compacted topics) */
+    wr_bytes val;   /* ignored when tombstone */
+    bool tombstone; /* absent value */
+    int64_t ts_ms;  /* 0: the time of the append */
     const lg_header *hdrs;
     uint32_t hdr_cnt;
 } lg_rec_in;
@@ -150,7 +147,7 @@ typedef struct lg_batch_in {
     uint32_t rec_cnt;
     uint64_t producer_id; /* LG_NO_PRODUCER for none */
     uint16_t producer_epoch;
-    uint32_t base_seq;    /* sequence of recs[0]; the batch uses base_seq..base_seq+cnt-1 */
+    uint32_t base_seq; /* sequence of recs[0]; the batch uses base_seq..base_seq+cnt-1 */
     lg_compression compression;
 } lg_batch_in;
 
@@ -158,7 +155,7 @@ typedef struct lg_ack {
     uint32_t partition;
     uint64_t base_offset; /* offset of recs[0]; records are base_offset .. base_offset+cnt-1 */
     uint32_t count;
-    bool duplicate;       /* a retried batch: nothing stored, offsets of the original */
+    bool duplicate; /* a retried batch: nothing stored, offsets of the original */
 } lg_ack;
 
 /* Completion callback; runs on the topic's writer thread, must not block or append. */
@@ -180,11 +177,11 @@ WR_MUST_CHECK wr_status lg_topic_sync(lg_topic *t);
 typedef struct lg_record {
     uint64_t offset;
     int64_t ts_ms;
-    wr_bytes key;     /* key.ptr == NULL: no key */
-    wr_bytes val;     /* val.ptr == NULL: tombstone */
+    wr_bytes key; /* key.ptr == NULL: no key */
+    wr_bytes val; /* val.ptr == NULL: tombstone */
     bool tombstone;
     uint32_t hdr_cnt;
-    wr_bytes hdrs;    /* encoded headers; iterate with lg_header_next */
+    wr_bytes hdrs; /* encoded headers; iterate with lg_header_next */
     uint64_t producer_id;
 } lg_record;
 
@@ -195,17 +192,17 @@ typedef enum lg_start {
     LG_FROM_OFFSET = 0, /* first record with offset >= arg */
     LG_FROM_TIME,       /* first record with timestamp >= arg (ms) */
     LG_FROM_EARLIEST,
-    LG_FROM_LATEST      /* only records appended after the reader opens */
+    LG_FROM_LATEST /* only records appended after the reader opens */
 } lg_start;
 
-WR_MUST_CHECK wr_status lg_reader_open(lg_topic *t, uint32_t partition, lg_start how,
-                                       int64_t arg, lg_reader **out);
+WR_MUST_CHECK wr_status lg_reader_open(lg_topic *t, uint32_t partition, lg_start how, int64_t arg,
+                                       lg_reader **out);
 /* Next record. Borrowed: rec's bytes stay valid until the next call on @r.
  * @timeout_ms: 0 = do not wait; > 0 = wait that long for new durable data; < 0 = forever.
  * WR_EOF at the high watermark (after waiting). WR_ERR_CORRUPT names file and byte offset. */
 WR_MUST_CHECK wr_status lg_reader_next(lg_reader *r, lg_record *rec, int timeout_ms);
 uint64_t lg_reader_position(const lg_reader *r); /* offset the next record will have, at least */
-void lg_reader_close(lg_reader *r);             /* NULL is a no-op */
+void lg_reader_close(lg_reader *r);              /* NULL is a no-op */
 
 /* ---------------------------------------------------------------- consumer groups, pins */
 /* Committed offsets are "next offset to read" per partition, written durably (temp file,
@@ -249,7 +246,7 @@ typedef struct lg_partition_info {
     char failure[160];
     lg_cleaner_state cleaner;
     double dirty_ratio;
-    uint64_t cleaned_offset;     /* compaction has covered offsets below this */
+    uint64_t cleaned_offset; /* compaction has covered offsets below this */
     uint64_t cleaner_runs;
     uint64_t cleaner_bytes_in, cleaner_bytes_out;
     char cleaner_error[160];

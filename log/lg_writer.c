@@ -1,0 +1,607 @@
+/* lg_writer.c -- appends and group commit.
+ *
+ * Life of an append:
+ *   1. lg_append_async() encodes the batch outside any lock (thread-local scratch buffer),
+ *      then under part->mu: checks FAILED and back-pressure, runs the producer-sequence
+ *      check, assigns offsets, seals the batch (base offset + checksum) into the partition's
+ *      pending queue, and puts the partition on the topic's to-do list.
+ *   2. The writer thread (one per topic) takes every queued partition's pending queue and
+ *      submits one write per partition, linked to one fdatasync under fsync=always, all in
+ *      one io_uring submission: a round. Everything that queued while a round was on disk
+ *      goes into the next one, so a single fdatasync covers many appenders.
+ *   3. When the round completes, the writer adds index entries, moves the high watermark,
+ *      wakes readers and runs the completion callbacks. A failed write or sync marks the
+ *      partition FAILED and fails every append queued on it; nothing is retried.
+ *   4. A segment rolls between rounds: the old segment is written and fdatasync'ed first,
+ *      then its index files and a producer snapshot are written, then the new segment file
+ *      is created (and the directory synced). So a sealed segment is always complete.
+ *
+ * Back-pressure: bytes queued or on disk but not yet acknowledged are bounded by
+ * lg_open_opts.max_inflight_bytes; beyond it, appends get WR_AGAIN. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "lg_int.h"
+
+typedef struct lg_span { /* one partition's share of a write pass */
+    lg_part *p;
+    size_t from, to; /* entries of p->work covered */
+    bool roll;
+    size_t op; /* index into the ops array, SIZE_MAX if none */
+} lg_span;
+
+typedef struct lg_writer_st {
+    lg_part **parts;
+    size_t cnt, cap;
+    lg_io_op *ops;
+    lg_span *spans;
+    size_t *wi; /* next entry to write, per part */
+    size_t ops_cap;
+} lg_writer_st;
+
+static _Thread_local wr_buf tl_scratch;
+
+static wr_status pq_push(lg_pq *q, lg_pent **out)
+{
+    if (q->cnt == q->cap) {
+        size_t ncap = q->cap ? q->cap * 2 : 64;
+        lg_pent *n = wr_realloc(q->ents, ncap * sizeof(*n));
+        if (n == NULL)
+            return WR_ERR_NOMEM;
+        q->ents = n;
+        q->cap = ncap;
+    }
+    *out = &q->ents[q->cnt++];
+    memset(*out, 0, sizeof(**out));
+    return WR_OK;
+}
+
+static wr_status failed_status(lg_part *p)
+{
+    return wr_err(WR_ERR_FAILED,
+                  "topic %s partition %u is FAILED (%s); appends are refused until the topic "
+                  "is reopened",
+                  p->t->name, p->id, p->failure);
+}
+
+wr_status lg_append_async(lg_topic *t, uint32_t partition, const lg_batch_in *b, lg_ack_fn fn,
+                          void *ctx)
+{
+    lg_part *p;
+    uint64_t body_hash, base, dup_base = 0;
+    wr_status st;
+    lg_pent *e;
+    bool signal;
+
+    if (t->opts.readonly)
+        return wr_err(WR_ERR_INVAL, "topic %s is open read-only", t->name);
+    if (partition >= t->cfg.partitions)
+        return wr_err(WR_ERR_INVAL, "partition %u does not exist (topic %s has %u partitions)",
+                      partition, t->name, t->cfg.partitions);
+    if (fn == NULL || b == NULL || b->rec_cnt == 0)
+        return wr_err(WR_ERR_INVAL, "append needs a callback and at least one record");
+    if (t->cfg.cleanup == LG_CLEANUP_COMPACT)
+        for (uint32_t i = 0; i < b->rec_cnt; i++)
+            if (b->recs[i].key.ptr == NULL)
+                return wr_err(WR_ERR_INVAL,
+                              "record %u has no key; topic %s is compacted, so every record "
+                              "needs one",
+                              i, t->name);
+    if ((st = lg_batch_encode(b, wr_wall_ms(), t->cfg.max_record_bytes, &tl_scratch, &body_hash)) !=
+        WR_OK)
+        return st;
+    p = t->parts[partition];
+
+    pthread_mutex_lock(&p->mu);
+    if (atomic_load(&p->failed)) {
+        st = failed_status(p);
+        goto out_unlock;
+    }
+    if (atomic_load(&t->inflight_bytes) + tl_scratch.len > t->opts.max_inflight_bytes &&
+        atomic_load(&t->inflight_bytes) > 0) {
+        st = WR_AGAIN;
+        goto out_unlock;
+    }
+    base = p->next_offset;
+    if (b->producer_id != LG_NO_PRODUCER) {
+        st = lg_prodtab_check(&p->prods, partition, b->producer_id, b->producer_epoch, b->base_seq,
+                              b->rec_cnt, base, wr_wall_ms(), &dup_base);
+        if (st == WR_EOF) {
+            /* A retry: acknowledge with the original offsets once they are durable, in
+             * order behind whatever is queued (the original may still be on its way). */
+            if ((st = pq_push(&p->pend, &e)) != WR_OK)
+                goto out_unlock;
+            e->off = p->pend.buf.len;
+            e->base = dup_base;
+            e->count = b->rec_cnt;
+            e->dup = true;
+            e->fn = fn;
+            e->ctx = ctx;
+            goto queued;
+        }
+        if (st != WR_OK)
+            goto out_unlock;
+    }
+    if ((st = wr_buf_reserve(&p->pend.buf, tl_scratch.len)) != WR_OK ||
+        (st = pq_push(&p->pend, &e)) != WR_OK)
+        goto out_unlock; /* the producer state is ahead now, but NOMEM is fatal enough */
+    e->off = p->pend.buf.len;
+    e->len = tl_scratch.len;
+    e->base = base;
+    e->count = b->rec_cnt;
+    e->max_ts = (int64_t)wr_get64(tl_scratch.ptr + 44);
+    e->fn = fn;
+    e->ctx = ctx;
+    memcpy(p->pend.buf.ptr + p->pend.buf.len, tl_scratch.ptr, tl_scratch.len);
+    lg_batch_seal(p->pend.buf.ptr + p->pend.buf.len, base, body_hash);
+    p->pend.buf.len += tl_scratch.len;
+    p->next_offset += b->rec_cnt;
+    atomic_fetch_add(&t->inflight_bytes, tl_scratch.len);
+queued:
+    signal = !p->queued;
+    p->queued = true;
+    pthread_mutex_unlock(&p->mu);
+    if (tl_scratch.cap > (4u << 20)) /* do not keep a huge scratch per thread forever */
+        wr_buf_fini(&tl_scratch);
+    if (signal) {
+        pthread_mutex_lock(&t->mu);
+        if (t->todo_cnt == t->todo_cap) {
+            size_t ncap = t->todo_cap ? t->todo_cap * 2 : 16;
+            lg_part **n = wr_realloc(t->todo, ncap * sizeof(*n));
+            WR_VERIFY(n != NULL); /* bounded by the partition count; tiny */
+            t->todo = n;
+            t->todo_cap = ncap;
+        }
+        t->todo[t->todo_cnt++] = p;
+        pthread_cond_signal(&t->work_cv);
+        pthread_mutex_unlock(&t->mu);
+    }
+    return WR_OK;
+out_unlock:
+    pthread_mutex_unlock(&p->mu);
+    return st;
+}
+
+typedef struct lg_waiter {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    bool done;
+    wr_status st;
+    lg_ack ack;
+} lg_waiter;
+
+static void waiter_done(void *ctx, wr_status st, const lg_ack *ack)
+{
+    lg_waiter *w = ctx;
+    pthread_mutex_lock(&w->m);
+    w->st = st;
+    if (ack)
+        w->ack = *ack;
+    w->done = true;
+    pthread_cond_signal(&w->c);
+    pthread_mutex_unlock(&w->m);
+}
+
+wr_status lg_append(lg_topic *t, uint32_t partition, const lg_batch_in *b, lg_ack *out)
+{
+    lg_waiter w;
+    wr_status st;
+
+    memset(&w, 0, sizeof(w));
+    pthread_mutex_init(&w.m, NULL);
+    pthread_cond_init(&w.c, NULL);
+    st = lg_append_async(t, partition, b, waiter_done, &w);
+    if (st == WR_OK) {
+        pthread_mutex_lock(&w.m);
+        while (!w.done)
+            pthread_cond_wait(&w.c, &w.m);
+        pthread_mutex_unlock(&w.m);
+        st = w.st;
+        if (st == WR_OK && out)
+            *out = w.ack;
+        else if (st != WR_OK)
+            st = failed_status(t->parts[partition]);
+    }
+    pthread_mutex_destroy(&w.m);
+    pthread_cond_destroy(&w.c);
+    return st;
+}
+
+/* ---------------------------------------------------------------- the writer thread */
+
+static wr_status ws_reserve(lg_writer_st *w, size_t n)
+{
+    if (n <= w->ops_cap)
+        return WR_OK;
+    lg_io_op *o = wr_realloc(w->ops, n * sizeof(*o));
+    if (o == NULL)
+        return WR_ERR_NOMEM;
+    w->ops = o;
+    lg_span *s = wr_realloc(w->spans, n * sizeof(*s));
+    if (s == NULL)
+        return WR_ERR_NOMEM;
+    w->spans = s;
+    size_t *wi = wr_realloc(w->wi, n * sizeof(*wi));
+    if (wi == NULL)
+        return WR_ERR_NOMEM;
+    w->wi = wi;
+    w->ops_cap = n;
+    return WR_OK;
+}
+
+/* Fail every entry of p->work from @from on. */
+static void fail_rest(lg_part *p, size_t from, wr_status st)
+{
+    for (size_t i = from; i < p->work.cnt; i++) {
+        lg_pent *e = &p->work.ents[i];
+        atomic_fetch_sub(&p->t->inflight_bytes, e->len);
+        e->fn(e->ctx, st, NULL);
+    }
+    p->work.cnt = from;
+}
+
+static wr_status roll(lg_part *p, uint64_t new_base)
+{
+    const lg_io *io = p->t->io;
+    lg_seg *old = p->segs[p->seg_cnt - 1], *s;
+    wr_status st;
+    int fd;
+
+    /* The old segment's bytes were fdatasync'ed by the pass that decided to roll. */
+    WR_TRY(lg_seg_write_indexes(old, io));
+    WR_TRY(lg_prodtab_save(&p->wprods, p->dir, new_base));
+    WR_TRY(lg_seg_create(p, new_base, &s));
+    if ((fd = io->open(io->ctx, s->path, O_RDWR | O_CREAT | O_EXCL, 0644)) < 0) {
+        st = wr_err(wr_status_from_errno(-fd), "%s: cannot create segment: %s", s->path,
+                    strerror(-fd));
+        lg_seg_unref(s, io);
+        return st;
+    }
+    s->fd = fd;
+    if (io->fsync_dir(io->ctx, p->dir) < 0) {
+        lg_seg_unref(s, io);
+        return wr_err(WR_ERR_IO, "%s: fsync of the directory failed", p->dir);
+    }
+    pthread_mutex_lock(&p->mu);
+    if (p->seg_cnt == p->seg_cap) {
+        size_t ncap = p->seg_cap * 2;
+        lg_seg **n = wr_realloc(p->segs, ncap * sizeof(*n));
+        if (n == NULL) {
+            pthread_mutex_unlock(&p->mu);
+            lg_seg_unref(s, io);
+            return WR_ERR_NOMEM;
+        }
+        p->segs = n;
+        p->seg_cap = ncap;
+    }
+    old->sealed = true;
+    p->segs[p->seg_cnt++] = s;
+    pthread_mutex_unlock(&p->mu);
+    return WR_OK;
+}
+
+/* Plan one write for @p from entry w->wi[k]: as many entries as fit the active segment. */
+static void plan(lg_writer_st *w, size_t k, size_t *nops)
+{
+    lg_part *p = w->parts[k];
+    const lg_config *c = &p->t->cfg;
+    lg_seg *a = p->segs[p->seg_cnt - 1];
+    lg_span *sp = &w->spans[k];
+    size_t i = w->wi[k];
+    uint64_t bytes = 0;
+    bool aged = a->wsize > 0 && (uint64_t)(wr_wall_ms() - a->created_ms) >= c->segment_ms;
+
+    sp->p = p;
+    sp->from = i;
+    sp->roll = false;
+    sp->op = SIZE_MAX;
+    for (; i < p->work.cnt; i++) {
+        const lg_pent *e = &p->work.ents[i];
+        if (e->len == 0)
+            continue;
+        if ((a->wsize + bytes > 0 && a->wsize + bytes + e->len > c->segment_bytes) || aged) {
+            sp->roll = true;
+            break;
+        }
+        bytes += e->len;
+    }
+    sp->to = i;
+    if (bytes == 0 && !sp->roll)
+        return;
+    {
+        lg_io_op *op = &w->ops[*nops];
+        size_t first = sp->from;
+        while (first < sp->to && p->work.ents[first].len == 0)
+            first++;
+        op->fd = a->fd;
+        op->buf = bytes ? p->work.buf.ptr + p->work.ents[first].off : NULL;
+        op->len = (size_t)bytes;
+        op->off = a->wsize;
+        op->sync = c->fsync == LG_FSYNC_ALWAYS || sp->roll;
+        op->err = 0;
+        sp->op = (*nops)++;
+    }
+}
+
+static void complete(lg_writer_st *w, size_t k)
+{
+    lg_span *sp = &w->spans[k];
+    lg_part *p = sp->p;
+    const lg_config *c = &p->t->cfg;
+    lg_seg *a = p->segs[p->seg_cnt - 1];
+    const lg_io_op *op = sp->op == SIZE_MAX ? NULL : &w->ops[sp->op];
+    uint64_t hw = atomic_load(&p->hw);
+    wr_status st = WR_OK;
+
+    if (op && op->err) {
+        pthread_mutex_lock(&p->mu);
+        lg_part_fail(p, wr_status_from_errno(op->err), "%s of %s at byte %" PRIu64 " failed: %s",
+                     op->len ? "write" : "fdatasync", a->path, op->off, strerror(op->err));
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        fail_rest(p, sp->from, WR_ERR_IO);
+        w->wi[k] = p->work.cnt;
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = sp->from; i < sp->to; i++) {
+        lg_pent *e = &p->work.ents[i];
+        if (e->len == 0)
+            continue;
+        if (st == WR_OK)
+            st = lg_seg_index_add(a, c->index_interval_bytes, a->wsize, e->base, e->max_ts);
+        a->wsize += e->len;
+        if (e->max_ts > atomic_load(&a->max_ts))
+            atomic_store(&a->max_ts, e->max_ts);
+        hw = e->base + e->count;
+        {
+            lg_bhdr h;
+            if (lg_bhdr_parse(p->work.buf.ptr + e->off, e->len, &h) == WR_OK &&
+                lg_prodtab_apply(&p->wprods, &h) != WR_OK)
+                st = WR_ERR_NOMEM;
+        }
+    }
+    if (op && op->len) {
+        atomic_store(&a->end, hw);
+        atomic_store(&a->size, a->wsize);
+        atomic_store(&p->hw, hw);
+        a->dirty_sync = !op->sync;
+        if (op->sync)
+            p->last_sync_ns = wr_now_ns();
+    }
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (st != WR_OK) {
+        pthread_mutex_lock(&p->mu);
+        lg_part_fail(p, st, "out of memory while indexing %s", a->path);
+        pthread_mutex_unlock(&p->mu);
+    }
+    for (size_t i = sp->from; i < sp->to; i++) {
+        lg_pent *e = &p->work.ents[i];
+        lg_ack ack = {p->id, e->base, e->count, e->dup};
+        atomic_fetch_sub(&p->t->inflight_bytes, e->len);
+        e->fn(e->ctx, WR_OK, &ack);
+    }
+    w->wi[k] = sp->to;
+    if (sp->roll) {
+        /* The first entry not written tells the new base; all later ones follow it. */
+        uint64_t nb = p->next_offset;
+        for (size_t i = sp->to; i < p->work.cnt; i++)
+            if (p->work.ents[i].len) {
+                nb = p->work.ents[i].base;
+                break;
+            }
+        if (sp->to == p->work.cnt || (st = roll(p, nb)) != WR_OK) {
+            if (sp->to < p->work.cnt) {
+                char why[200];
+                snprintf(why, sizeof(why), "%s", wr_errmsg());
+                pthread_mutex_lock(&p->mu);
+                lg_part_fail(p, st, "segment roll failed: %s", why);
+                pthread_cond_broadcast(&p->cv);
+                pthread_mutex_unlock(&p->mu);
+                fail_rest(p, sp->to, WR_ERR_IO);
+                w->wi[k] = p->work.cnt;
+            }
+        }
+    }
+}
+
+/* Write every queued batch of the taken partitions, in as many passes as rolls need. */
+static void round_run(lg_writer_st *w)
+{
+    const lg_io *io = w->cnt ? w->parts[0]->t->io : NULL;
+    for (size_t k = 0; k < w->cnt; k++)
+        w->wi[k] = 0;
+    for (;;) {
+        size_t nops = 0, active = 0;
+        for (size_t k = 0; k < w->cnt; k++) {
+            lg_part *p = w->parts[k];
+            w->spans[k].op = SIZE_MAX;
+            w->spans[k].p = p;
+            w->spans[k].from = w->spans[k].to = w->wi[k];
+            w->spans[k].roll = false;
+            if (w->wi[k] >= p->work.cnt)
+                continue;
+            if (atomic_load(&p->failed)) {
+                fail_rest(p, w->wi[k], WR_ERR_FAILED);
+                w->wi[k] = p->work.cnt;
+                continue;
+            }
+            plan(w, k, &nops);
+            active++;
+        }
+        if (active == 0)
+            break;
+        if (nops)
+            io->submit(io->ctx, w->ops, nops);
+        for (size_t k = 0; k < w->cnt; k++)
+            if (w->wi[k] < w->parts[k]->work.cnt || w->spans[k].op != SIZE_MAX)
+                complete(w, k);
+    }
+    for (size_t k = 0; k < w->cnt; k++) {
+        lg_part *p = w->parts[k];
+        p->work.cnt = 0;
+        p->work.buf.len = 0;
+    }
+}
+
+/* fdatasync dirty active segments: all of them (@all) or those past the interval. */
+static void sync_dirty(lg_topic *t, bool all)
+{
+    uint64_t now = wr_now_ns();
+    lg_writer_st w = {0};
+    size_t n = 0;
+
+    if (ws_reserve(&w, t->cfg.partitions) != WR_OK) {
+        WR_LOGE("topic %s: out of memory for a sync pass", t->name);
+        goto out;
+    }
+    for (uint32_t i = 0; i < t->cfg.partitions; i++) {
+        lg_part *p = t->parts[i];
+        lg_seg *a = p->segs[p->seg_cnt - 1];
+        if (!a->dirty_sync || atomic_load(&p->failed))
+            continue;
+        if (!all && now - p->last_sync_ns < (uint64_t)t->cfg.fsync_interval_ms * 1000000)
+            continue;
+        memset(&w.ops[n], 0, sizeof(w.ops[n]));
+        w.ops[n].fd = a->fd;
+        w.ops[n].sync = true;
+        w.spans[n].p = p;
+        n++;
+    }
+    if (n)
+        t->io->submit(t->io->ctx, w.ops, n);
+    for (size_t k = 0; k < n; k++) {
+        lg_part *p = w.spans[k].p;
+        lg_seg *a = p->segs[p->seg_cnt - 1];
+        pthread_mutex_lock(&p->mu);
+        if (w.ops[k].err)
+            lg_part_fail(p, wr_status_from_errno(w.ops[k].err), "fdatasync of %s failed: %s",
+                         a->path, strerror(w.ops[k].err));
+        else
+            a->dirty_sync = false;
+        p->last_sync_ns = now;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+out:
+    wr_free(w.ops);
+    wr_free(w.spans);
+    wr_free(w.wi);
+}
+
+static void *writer_main(void *arg)
+{
+    lg_topic *t = arg;
+    lg_writer_st w = {0};
+    const bool interval = t->cfg.fsync == LG_FSYNC_INTERVAL;
+
+    for (;;) {
+        uint64_t sync_want;
+        bool stop;
+        pthread_mutex_lock(&t->mu);
+        while (t->todo_cnt == 0 && !t->stop && t->sync_want == t->sync_done) {
+            if (interval) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += (long)(t->cfg.fsync_interval_ms % 1000) * 1000000L;
+                ts.tv_sec += t->cfg.fsync_interval_ms / 1000 + ts.tv_nsec / 1000000000L;
+                ts.tv_nsec %= 1000000000L;
+                if (pthread_cond_timedwait(&t->work_cv, &t->mu, &ts) == ETIMEDOUT)
+                    break;
+            } else {
+                pthread_cond_wait(&t->work_cv, &t->mu);
+            }
+        }
+        if (ws_reserve(&w, t->todo_cnt > 16 ? t->todo_cnt : 16) != WR_OK) {
+            pthread_mutex_unlock(&t->mu);
+            WR_LOGE("topic %s: writer out of memory; retrying", t->name);
+            wr_sleep_ns(10000000);
+            continue;
+        }
+        if (w.cap < t->todo_cnt) {
+            lg_part **np = wr_realloc(w.parts, t->todo_cnt * sizeof(*np));
+            if (np == NULL) {
+                pthread_mutex_unlock(&t->mu);
+                wr_sleep_ns(10000000);
+                continue;
+            }
+            w.parts = np;
+            w.cap = t->todo_cnt;
+        }
+        memcpy(w.parts, t->todo, t->todo_cnt * sizeof(*w.parts));
+        w.cnt = t->todo_cnt;
+        t->todo_cnt = 0;
+        sync_want = t->sync_want;
+        stop = t->stop;
+        pthread_mutex_unlock(&t->mu);
+
+        for (size_t k = 0; k < w.cnt; k++) {
+            lg_part *p = w.parts[k];
+            lg_pq tmp;
+            pthread_mutex_lock(&p->mu);
+            tmp = p->work;
+            p->work = p->pend;
+            p->pend = tmp;
+            p->queued = false;
+            pthread_mutex_unlock(&p->mu);
+        }
+        round_run(&w);
+        if (interval || sync_want != t->sync_done || (stop && w.cnt == 0))
+            sync_dirty(t, sync_want != t->sync_done || stop);
+
+        pthread_mutex_lock(&t->mu);
+        t->sync_done = sync_want;
+        t->rounds_done++;
+        pthread_cond_broadcast(&t->idle_cv);
+        stop = t->stop && t->todo_cnt == 0 && w.cnt == 0;
+        pthread_mutex_unlock(&t->mu);
+        if (stop)
+            break;
+    }
+    wr_free(w.parts);
+    wr_free(w.ops);
+    wr_free(w.spans);
+    wr_free(w.wi);
+    return NULL;
+}
+
+wr_status lg_writer_start(lg_topic *t)
+{
+    int rc = pthread_create(&t->writer, NULL, writer_main, t);
+    if (rc != 0)
+        return wr_err(wr_status_from_errno(rc), "cannot start the writer thread: %s", strerror(rc));
+    t->writer_started = true;
+    return WR_OK;
+}
+
+void lg_writer_stop(lg_topic *t)
+{
+    if (!t->writer_started)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->stop = true;
+    pthread_cond_signal(&t->work_cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->writer, NULL);
+    t->writer_started = false;
+}
+
+wr_status lg_topic_sync(lg_topic *t)
+{
+    uint64_t want;
+    if (t->opts.readonly)
+        return WR_OK;
+    pthread_mutex_lock(&t->mu);
+    want = ++t->sync_want;
+    pthread_cond_signal(&t->work_cv);
+    while (t->sync_done < want)
+        pthread_cond_wait(&t->idle_cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    for (uint32_t i = 0; i < t->cfg.partitions; i++)
+        if (atomic_load(&t->parts[i]->failed))
+            return failed_status(t->parts[i]);
+    return WR_OK;
+}
