@@ -132,7 +132,7 @@ static wr_status replay_producers(lg_part *p, lg_seg *s, uint64_t from_offset)
         lg_bhdr h;
         size_t got;
         WR_TRY(lg_seg_read(s, p->t->io, hb, sizeof(hb), pos, &got));
-        if (got < sizeof(hb) || lg_bhdr_parse(hb, sizeof(hb), &h) != WR_OK)
+        if (got < sizeof(hb) || lg_bhdr_parse(hb, sizeof(hb), &h) == WR_ERR_CORRUPT)
             return wr_err(WR_ERR_CORRUPT, "%s: bad batch header at byte %" PRIu64, s->path, pos);
         if (h.base >= from_offset)
             WR_TRY(lg_prodtab_apply(&p->prods, &h));
