@@ -163,12 +163,12 @@ static void wb_res_print(const wb_result *r, const wb_opts *o)
             bool noisy = s.spread > WB_NOISY;
 
             noisy_any |= noisy;
-            printf("%s\"%s\":{\"unit\":\"%s\",\"median\":%.6g,\"min\":%.6g,\"max\":%.6g,"
+            printf("%s\"%s\":{\"unit\":\"%s\",\"median\":%.10g,\"min\":%.10g,\"max\":%.10g,"
                    "\"spread\":%.4f,\"noisy\":%s,\"values\":[",
                    i ? "," : "", m->name, m->unit, s.median, s.min, s.max, s.spread,
                    noisy ? "true" : "false");
             for (unsigned j = 0; j < m->cnt; j++)
-                printf("%s%.6g", j ? "," : "", m->v[j]);
+                printf("%s%.10g", j ? "," : "", m->v[j]);
             printf("]}");
         }
         printf("},\"noisy\":%s}\n", noisy_any ? "true" : "false");
