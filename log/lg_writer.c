@@ -201,8 +201,11 @@ wr_status lg_append(lg_topic *t, uint32_t partition, const lg_batch_in *b, lg_ac
         st = w.st;
         if (st == WR_OK && out)
             *out = w.ack;
-        else if (st != WR_OK)
+        else if (st == WR_ERR_FAILED)
             st = failed_status(t->parts[partition]);
+        else if (st != WR_OK) /* this append hit the failure: keep its cause */
+            st = wr_err(st, "topic %s partition %u: %s", t->name, partition,
+                        t->parts[partition]->failure);
     }
     pthread_mutex_destroy(&w.m);
     pthread_cond_destroy(&w.c);
@@ -336,12 +339,15 @@ static void complete(lg_writer_st *w, size_t k)
     wr_status st = WR_OK;
 
     if (op && op->err) {
+        /* The appends of this write get the cause (WR_ERR_IO, WR_ERR_FULL for ENOSPC); later
+         * ones get WR_ERR_FAILED. */
+        st = wr_status_from_errno(op->err);
         pthread_mutex_lock(&p->mu);
-        lg_part_fail(p, wr_status_from_errno(op->err), "%s of %s at byte %" PRIu64 " failed: %s",
+        lg_part_fail(p, st, "%s of %s at byte %" PRIu64 " failed: %s",
                      op->len ? "write" : "fdatasync", a->path, op->off, strerror(op->err));
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
-        fail_rest(p, sp->from, WR_ERR_IO);
+        fail_rest(p, sp->from, wr_failed(st) ? st : WR_ERR_IO);
         w->wi[k] = p->work.cnt;
         return;
     }
