@@ -96,7 +96,8 @@ static wr_status list_dir(lg_part *p, uint64_t **bases_out, size_t *cnt_out, boo
         }
     }
     closedir(d);
-    qsort(bases, cnt, sizeof(*bases), cmp_u64);
+    if (cnt > 1) /* qsort(NULL, 0, ...) is undefined (glibc declares it nonnull) */
+        qsort(bases, cnt, sizeof(*bases), cmp_u64);
     *bases_out = bases;
     *cnt_out = cnt;
     return WR_OK;
