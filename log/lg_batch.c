@@ -192,10 +192,17 @@ wr_status lg_batch_check(const uint8_t *p, size_t avail, lg_bhdr *out)
     if (lg_batch_checksum(p, out->len) != out->checksum)
         return wr_err(WR_ERR_CORRUPT, "batch checksum mismatch");
     /* Only now are the fields trustworthy enough to judge. */
+    /* The checksum holds, so these bytes were written on purpose, by a newer weir: refuse
+     * them as unsupported (never treat them as a torn tail to truncate). */
     if (out->version != LG_BATCH_VERSION)
-        return wr_err(WR_ERR_CORRUPT, "unsupported batch version %u", out->version);
+        return wr_err(WR_ERR_UNSUPPORTED,
+                      "batch format version %u is not supported (this weir reads version %u); "
+                      "upgrade weir",
+                      out->version, LG_BATCH_VERSION);
     if ((out->attrs & ~LG_ATTR_COMP) != 0 || (out->attrs & LG_ATTR_COMP) > LG_COMP_ZSTD)
-        return wr_err(WR_ERR_CORRUPT, "unknown batch attributes %02x", out->attrs);
+        return wr_err(WR_ERR_UNSUPPORTED,
+                      "batch attributes %02x are not supported by this weir; upgrade weir",
+                      out->attrs);
     if (out->count == 0 || out->last_delta < out->count - 1 ||
         out->base > UINT64_MAX - out->last_delta - 1)
         return wr_err(WR_ERR_CORRUPT, "bad record count %u / last delta %u", out->count,

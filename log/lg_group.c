@@ -17,7 +17,8 @@
 
 static wr_status file_path(lg_topic *t, const char *kind, const char *name, char *dst, size_t cap)
 {
-    if (!lg_name_valid(name))
+    size_t n = strlen(name);
+    if (!lg_name_valid(name) || (n > 4 && strcmp(name + n - 4, ".tmp") == 0))
         return wr_err(WR_ERR_INVAL,
                       "invalid %s name '%s': use 1..%d characters from [A-Za-z0-9._-]",
                       kind[0] == 'g' ? "group" : "pin holder", name, LG_TOPIC_NAME_MAX);
@@ -144,8 +145,9 @@ static void min_of_dir(lg_topic *t, const char *kind, uint32_t magic, uint32_t p
         return;
     while ((de = readdir(d)) != NULL) {
         char path[4500];
-        if (!lg_name_valid(de->d_name))
-            continue;
+        size_t n = strlen(de->d_name);
+        if (!lg_name_valid(de->d_name) || (n > 4 && strcmp(de->d_name + n - 4, ".tmp") == 0))
+            continue; /* a commit in progress, or one a crash interrupted */
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         if (load(t, path, magic, scratch) != WR_OK) {
             /* A damaged holder pins everything: losing data is worse than keeping it. */

@@ -43,6 +43,10 @@ wr_status lg_seg_index_add(lg_seg *s, uint32_t interval, uint64_t pos, uint64_t 
                            int64_t max_ts)
 {
     bool first = s->idx_cnt == 0;
+    /* Every batch counts toward the running max, indexed or not: a time-index entry must
+     * promise that nothing before its batch reaches its timestamp. */
+    if (first || max_ts > s->run_max_ts)
+        s->run_max_ts = max_ts;
     if (!first && pos - s->last_idx_pos < interval)
         return WR_OK;
     WR_TRY(grow((void **)&s->idx, &s->idx_cap, s->idx_cnt, sizeof(lg_ient)));
@@ -50,9 +54,9 @@ wr_status lg_seg_index_add(lg_seg *s, uint32_t interval, uint64_t pos, uint64_t 
     s->idx[s->idx_cnt].pos = (uint32_t)pos;
     s->idx_cnt++;
     s->last_idx_pos = pos;
-    if (s->tim_cnt == 0 || max_ts > s->tim[s->tim_cnt - 1].ts) {
+    if (s->tim_cnt == 0 || s->run_max_ts > s->tim[s->tim_cnt - 1].ts) {
         WR_TRY(grow((void **)&s->tim, &s->tim_cap, s->tim_cnt, sizeof(lg_tent)));
-        s->tim[s->tim_cnt].ts = max_ts;
+        s->tim[s->tim_cnt].ts = s->run_max_ts;
         s->tim[s->tim_cnt].rel = (uint32_t)(base - s->base);
         s->tim[s->tim_cnt].pos = (uint32_t)pos;
         s->tim_cnt++;
@@ -254,6 +258,7 @@ bool lg_seg_load_indexes(lg_seg *s, const lg_io *io, uint64_t file_size)
     atomic_store(&s->end, end1);
     atomic_store(&s->size, file_size);
     atomic_store(&s->max_ts, ts1);
+    s->run_max_ts = ts1;
     s->wsize = file_size;
     ok = true;
 out:

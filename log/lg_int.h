@@ -5,9 +5,10 @@
  * lg_part (one per partition: segment list, pending appends, producer table, cleaner state),
  * which owns lg_seg (one .log file with its in-memory offset and time indexes).
  *
- * Locking order: topic->mu, then part->mu. Segments are reference counted; a reader holds
- * a reference so retention or compaction can drop a segment from the list while the reader
- * finishes it (the file descriptor stays valid after unlink). */
+ * Locking: topic->mu and part->mu are never held together; topic->compact_mu is taken before
+ * part->mu; topic->maint_mu serialises group and pin file updates. Segments are reference counted;
+ * a reader holds a reference so retention or compaction can drop a segment from the list while the
+ * reader finishes it (the file descriptor stays valid after unlink). */
 #ifndef WEIR_LG_INT_H
 #define WEIR_LG_INT_H
 
@@ -47,11 +48,12 @@ WR_MUST_CHECK wr_status lg_batch_encode(const lg_batch_in *b, int64_t now_ms,
                                         uint64_t *body_hash_out);
 /* Set the base offset and the checksum = body hash XOR XXH3(bytes [0, 16)). */
 void lg_batch_seal(uint8_t *batch, uint64_t base, uint64_t body_hash);
-/* Parse and check the fixed header of the bytes at @p (@avail bytes available).
+/* Parse the fixed header of the bytes at @p (@avail bytes available).
  * WR_EOF: fewer than a header or than the batch length available (a torn tail or data not
- * yet written); WR_ERR_CORRUPT: bad magic, version or length. Does not check the checksum. */
+ * yet written); WR_ERR_CORRUPT: bad magic or length. Checks neither checksum nor version. */
 WR_MUST_CHECK wr_status lg_bhdr_parse(const uint8_t *p, size_t avail, lg_bhdr *out);
-/* Full check of a complete batch: header, checksum. */
+/* Full check of a complete batch: header, checksum, then version and attributes
+ * (WR_ERR_UNSUPPORTED: a valid batch from a newer format). */
 WR_MUST_CHECK wr_status lg_batch_check(const uint8_t *p, size_t avail, lg_bhdr *out);
 uint64_t lg_batch_checksum(const uint8_t *p, size_t len);
 
@@ -99,6 +101,7 @@ typedef struct lg_seg {
     lg_tent *tim;
     size_t tim_cnt, tim_cap;
     uint64_t last_idx_pos;
+    int64_t run_max_ts; /* max timestamp of every batch indexed so far (time index) */
     _Atomic int refs;
 } lg_seg;
 
@@ -204,6 +207,7 @@ typedef struct lg_part {
     lg_prodtab prods;  /* enqueue-side producer state, ahead of the disk (under mu) */
     lg_prodtab wprods; /* state of the batches written so far (writer thread only) */
     uint64_t last_sync_ns;
+    uint64_t last_snap_off; /* newest producer snapshot (writer thread) */
     /* Cleaner (compacted topics). */
     lg_cleaner_state cleaner;
     uint64_t cleaned_offset, cleaner_runs, cleaner_in, cleaner_out;
@@ -219,6 +223,8 @@ lg_seg *lg_part_seg_for(lg_part *p, uint64_t off);
 lg_seg *lg_part_seg_next(lg_part *p, const lg_seg *s);
 /* Readonly topics: pick up segments and bytes another process appended. */
 void lg_part_refresh_ro(lg_part *p);
+/* Delete producer snapshots below @keep_from (the older of the two newest is kept). */
+void lg_part_prune_snapshots(lg_part *p, uint64_t keep_from);
 
 /* ---------------------------------------------------------------- topics */
 struct lg_topic {

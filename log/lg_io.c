@@ -1,6 +1,6 @@
 /* lg_io.c -- the real I/O vtable: writes and fdatasyncs go to the calling thread's io_uring
  * in one submission (write linked to its sync), the rest are plain syscalls.
- * A test swaps in another lg_io to fail the Nth operation (tests/log/lg_faultio.c). */
+ * A test swaps in another lg_io to fail the Nth operation (tests/logfault/lg_faultio.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

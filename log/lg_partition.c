@@ -142,7 +142,7 @@ static wr_status replay_producers(lg_part *p, lg_seg *s, uint64_t from_offset)
     return WR_OK;
 }
 
-static void prune_snapshots(lg_part *p, uint64_t keep_from)
+void lg_part_prune_snapshots(lg_part *p, uint64_t keep_from)
 {
     DIR *d = opendir(p->dir);
     struct dirent *de;
@@ -255,7 +255,8 @@ static wr_status recover(lg_part *p)
         }
     }
     if (!p->t->opts.readonly)
-        prune_snapshots(p, snap_off);
+        lg_part_prune_snapshots(p, snap_off);
+    p->last_snap_off = snap_off;
 out:
     wr_free(bases);
     return st;

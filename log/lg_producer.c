@@ -14,7 +14,7 @@
  *
  * Snapshot "<20-digit offset>.snap" (little-endian; docs/formats/log.md):
  *   0 u32 magic "WRPS", 4 u16 version 1, 6 u16 reserved, 8 u64 offset (state covers every
- *   batch below it), 16 u32 producer count, 20 u32 reserved, 24 entries of 96 bytes:
+ *   batch below it), 16 u32 producer count, 20 u32 reserved, 24 entries of 104 bytes:
  *   u64 pid, u16 epoch, u8 ring_len, u8 ring_head, u32 next_seq, i64 last_ms,
  *   5 x {u32 base_seq, u32 count, u64 base_offset}; then u64 XXH3-64 of everything before. */
 #include <dirent.h>
@@ -254,8 +254,8 @@ wr_status lg_prodtab_load(lg_prodtab *t, const char *dir, uint64_t max_offset, u
 {
     DIR *d = opendir(dir);
     struct dirent *de;
-    uint64_t offs[64];
-    size_t cnt = 0;
+    uint64_t *offs = NULL;
+    size_t cnt = 0, cap = 0;
     wr_buf b = {0};
     wr_status st = WR_OK;
 
@@ -263,10 +263,20 @@ wr_status lg_prodtab_load(lg_prodtab *t, const char *dir, uint64_t max_offset, u
     *offset_out = 0;
     if (d == NULL)
         return wr_err(WR_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
-    while ((de = readdir(d)) != NULL && cnt < 64) {
+    while ((de = readdir(d)) != NULL) {
         size_t n = strlen(de->d_name);
-        if (n == 25 && strcmp(de->d_name + 20, ".snap") == 0)
-            offs[cnt++] = strtoull(de->d_name, NULL, 10);
+        if (n != 25 || strcmp(de->d_name + 20, ".snap") != 0)
+            continue;
+        if (cnt == cap) {
+            uint64_t *no = wr_realloc(offs, (cap = cap ? cap * 2 : 16) * sizeof(*no));
+            if (no == NULL) {
+                closedir(d);
+                wr_free(offs);
+                return WR_ERR_NOMEM;
+            }
+            offs = no;
+        }
+        offs[cnt++] = strtoull(de->d_name, NULL, 10);
     }
     closedir(d);
     qsort(offs, cnt, sizeof(offs[0]), cmp_u64_desc);
@@ -291,5 +301,6 @@ wr_status lg_prodtab_load(lg_prodtab *t, const char *dir, uint64_t max_offset, u
         st = WR_OK;
     }
     wr_buf_fini(&b);
+    wr_free(offs);
     return st == WR_ERR_NOMEM ? st : WR_OK;
 }

@@ -167,7 +167,13 @@ wr_status lg_seg_scan(lg_seg *s, const lg_io *io, uint32_t interval, bool tail, 
         }
         if ((st = window(s, io, &buf, &wpos, pos, h.len, &p)) != WR_OK)
             goto io_short;
-        if (lg_batch_check(p, h.len, &h) != WR_OK) {
+        if ((bs = lg_batch_check(p, h.len, &h)) == WR_ERR_UNSUPPORTED) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "%s", wr_errmsg());
+            st = wr_err(bs, "%s: byte %" PRIu64 ": %s", s->path, pos, msg);
+            goto out;
+        }
+        if (bs != WR_OK) {
             snprintf(why, sizeof(why), "%s", wr_errmsg());
             goto damaged;
         }

@@ -64,7 +64,6 @@ wr_status lg_topic_create(const char *root, const char *name, const lg_config *c
     if (stat(dir, &stb) == 0)
         return wr_err(WR_ERR_EXISTS, "topic '%s' already exists in %s", name, root);
     WR_TRY(wr_mkdir_p(root));
-    WR_TRY(wr_path(path, sizeof(path), "rm -rf '%s'", tmp));
     if (stat(tmp, &stb) == 0) { /* a crashed creation: start over */
         DIR *d = opendir(tmp);
         struct dirent *de;

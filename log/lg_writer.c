@@ -255,6 +255,8 @@ static wr_status roll(lg_part *p, uint64_t new_base)
     /* The old segment's bytes were fdatasync'ed by the pass that decided to roll. */
     WR_TRY(lg_seg_write_indexes(old, io));
     WR_TRY(lg_prodtab_save(&p->wprods, p->dir, new_base));
+    lg_part_prune_snapshots(p, p->last_snap_off); /* keep this one and the one before */
+    p->last_snap_off = new_base;
     WR_TRY(lg_seg_create(p, new_base, &s));
     if ((fd = io->open(io->ctx, s->path, O_RDWR | O_CREAT | O_EXCL, 0644)) < 0) {
         st = wr_err(wr_status_from_errno(-fd), "%s: cannot create segment: %s", s->path,

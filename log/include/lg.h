@@ -22,9 +22,10 @@
  *
  * Threading: an lg_topic is shared by any number of threads. Appends are coalesced by the
  * topic's writer thread (group commit: one write and one fdatasync per partition per round).
- * A second thread runs retention, interval flushes and the compaction cleaner. An lg_reader
+ * The writer also runs the interval fdatasyncs. A second thread runs retention and the
+ * compaction cleaner, once a second. An lg_reader
  * belongs to one thread. Only one process may open a topic for writing (a LOCK file);
- * LG_OPEN_READONLY opens it beside a writer, for readers only. */
+ * lg_open_opts.readonly opens it beside a writer, for readers only. */
 #ifndef WEIR_LG_H
 #define WEIR_LG_H
 
@@ -46,7 +47,7 @@ typedef enum lg_fsync {
 
 typedef enum lg_cleanup {
     LG_CLEANUP_DELETE = 0, /* retention by time and size */
-    LG_CLEANUP_COMPACT,    /* keep the newest record per key (and retention, if set) */
+    LG_CLEANUP_COMPACT,    /* keep the newest record per key; no time/size retention */
 } lg_cleanup;
 
 typedef enum lg_compression { LG_COMP_NONE = 0, LG_COMP_ZSTD = 1 } lg_compression;
@@ -116,8 +117,10 @@ typedef struct lg_open_opts {
 
 WR_MUST_CHECK wr_status lg_topic_create(const char *root, const char *name, const lg_config *cfg);
 /* Open (and recover) a topic. WR_ERR_NOTFOUND if it does not exist, WR_ERR_BUSY if another
- * process has it open for writing, WR_ERR_CORRUPT if a sealed segment is damaged (wr_errmsg()
- * names topic, partition, file and byte offset). The caller releases *out with lg_topic_close.*/
+ * process has it open for writing, WR_ERR_CORRUPT if a segment that recovery reads is damaged
+ * (wr_errmsg() names topic, partition, file and byte offset). Sealed segments with valid index
+ * files are not reread at open: damage inside them surfaces when a reader reaches it, and in
+ * lg_topic_verify(). The caller releases *out with lg_topic_close.*/
 WR_MUST_CHECK wr_status lg_topic_open(const char *root, const char *name, const lg_open_opts *opts,
                                       lg_topic **out);
 /* Waits for queued appends, syncs everything, writes indexes and a clean-shutdown marker so

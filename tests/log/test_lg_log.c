@@ -175,6 +175,46 @@ static void test_read_from_time_and_latest(void **state)
     lg_topic_close(t);
 }
 
+/* Timestamps that go backwards: a time read must still return the first record with a
+ * timestamp >= T, so the time index has to hold the running max of every batch. */
+static void test_read_from_time_with_unordered_timestamps(void **state)
+{
+    static const char *const s[] = {"index.interval.bytes=300", "segment.bytes=8192", NULL};
+    lg_topic *t = mk("unordered", s);
+    lg_rec_in r = {0};
+    lg_batch_in b = {0};
+    int64_t ts[400];
+    (void)state;
+    b.recs = &r;
+    b.rec_cnt = 1;
+    b.producer_id = LG_NO_PRODUCER;
+    r.key = wr_bytes_str("k");
+    r.val = wr_bytes_str("some value bytes");
+    srand(11);
+    for (int i = 0; i < 400; i++) {
+        ts[i] = 1000000 + (rand() % 5000);
+        r.ts_ms = ts[i];
+        assert_int_equal(lg_append(t, 0, &b, NULL), WR_OK);
+    }
+    for (int64_t q = 1000000; q < 1005000; q += 97) {
+        lg_reader *rd;
+        lg_record rec;
+        int want = -1;
+        for (int i = 0; i < 400 && want < 0; i++)
+            if (ts[i] >= q)
+                want = i;
+        assert_int_equal(lg_reader_open(t, 0, LG_FROM_TIME, q, &rd), WR_OK);
+        if (want < 0) {
+            assert_int_equal(lg_reader_next(rd, &rec, 0), WR_EOF);
+        } else {
+            assert_int_equal(lg_reader_next(rd, &rec, 0), WR_OK);
+            assert_int_equal(rec.offset, (uint64_t)want);
+        }
+        lg_reader_close(rd);
+    }
+    lg_topic_close(t);
+}
+
 typedef struct later_ctx {
     lg_topic *t;
 } later_ctx;
@@ -350,6 +390,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_read_roll_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_zstd_headers_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_from_time_and_latest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_from_time_with_unordered_timestamps, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_follow_waits_for_new_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_groups_are_durable_and_pin_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_time, setup, teardown),
