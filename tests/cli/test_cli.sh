@@ -1,0 +1,294 @@
+#!/bin/bash
+# test_cli.sh -- end-to-end checks of the weir CLI: create, produce, consume (plain and as a
+# group), input validation, error messages, --help of every subcommand, log info/verify.
+# Usage: test_cli.sh /path/to/weir. Prints one line per check; exits 1 on the first failure.
+set -u
+
+WEIR=${1:?usage: test_cli.sh /path/to/weir}
+case $WEIR in /*) ;; *) WEIR=$PWD/$WEIR ;; esac
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/weir-cli.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT
+D=$TMP/data
+OUT=$TMP/out
+ERR=$TMP/err
+unset WEIR_DIR
+n=0
+
+ok() {
+    n=$((n + 1))
+    printf 'ok %d - %s\n' "$n" "$1"
+}
+fail() {
+    printf 'FAIL - %s\n' "$1" >&2
+    for f in "$OUT" "$ERR"; do
+        [ -s "$f" ] && head -n 20 "$f" | sed "s|^|  $(basename "$f"): |" >&2
+    done
+    exit 1
+}
+# expect RC CMD...: run CMD with stdout in $OUT and stderr in $ERR, fail unless it exits RC.
+expect() {
+    local want=$1 rc
+    shift
+    "$@" >"$OUT" 2>"$ERR"
+    rc=$?
+    [ "$rc" -eq "$want" ] || fail "exit status $rc, wanted $want: $*"
+}
+# expect_in RC INPUT CMD...: like expect, with INPUT on stdin.
+expect_in() {
+    local want=$1 input=$2 rc
+    shift 2
+    printf '%s' "$input" | "$@" >"$OUT" 2>"$ERR"
+    rc=$?
+    [ "$rc" -eq "$want" ] || fail "exit status $rc, wanted $want: $*"
+}
+has() { # has FILE TEXT: FILE contains TEXT (fixed string)
+    grep -qF -- "$2" "$1" || fail "$(basename "$1") lacks '$2'"
+}
+lines() { # lines FILE N
+    local got
+    got=$(wc -l <"$1")
+    [ "$got" -eq "$2" ] || fail "$(basename "$1") has $got lines, wanted $2"
+}
+
+# ---------------------------------------------------------------- version, help, usage
+expect 0 "$WEIR" --version
+has "$OUT" "weir "
+ok "--version"
+
+# Each subcommand with the flags its --help must name.
+# check_help "SUBCOMMAND WORDS" FLAG...
+check_help() {
+    local sub=$1
+    shift
+    # shellcheck disable=SC2086 # $sub is one or two words on purpose
+    expect 0 "$W" $sub --help
+    for f in "$@"; do has "$OUT" "--$f"; done
+    has "$OUT" "usage:"
+    ok "weir $sub --help names every flag"
+}
+W=$WEIR
+check_help "produce" dir topic key key-field format partition producer-id epoch base-seq \
+    batch linger-ms tombstone-null json
+check_help "consume" dir topic partition from-offset from-time from group follow \
+    timeout-ms max format
+check_help "log create" dir topic partitions config
+check_help "log list" dir
+check_help "log info" dir topic json
+check_help "log verify" dir topic
+check_help "log dump" dir topic partition from-offset max
+check_help "log compact" dir topic
+expect 0 "$W" log --help
+for s in create list info verify dump compact; do has "$OUT" "$s"; done
+expect 0 "$W" --help
+ok "weir --help and weir log --help list the commands"
+
+expect 2 "$W" consume --dir "$D" --topic x --no-such-flag
+has "$ERR" "--no-such-flag"
+expect 2 "$W" produce --dir "$D" --topic
+has "$ERR" "--topic"
+expect 2 "$W" log create --dir "$D" --topic x --partitions many
+has "$ERR" "--partitions"
+expect 2 "$W" frobnicate
+ok "unknown flag, missing value, bad number, unknown command: exit 2"
+
+# ---------------------------------------------------------------- create, produce lines, consume
+expect 0 "$W" log create --dir "$D" --topic lines
+has "$OUT" "partitions=1"
+expect 1 "$W" log create --dir "$D" --topic lines
+has "$ERR" "already exists"
+ok "log create, and again: already exists"
+
+printf 'alpha\nbeta\n\ngamma delta\n' >"$TMP/lines.in"
+expect 0 sh -c '"$1" produce --dir "$2" --topic lines <"$3"' sh "$W" "$D" "$TMP/lines.in"
+printf '0 0\n0 1\n0 2\n0 3\n' >"$TMP/want"
+cmp -s "$OUT" "$TMP/want" || fail "produce printed unexpected offsets"
+ok "produce lines prints 'partition offset' per record"
+
+expect 0 "$W" consume --dir "$D" --topic lines
+cmp -s "$OUT" "$TMP/lines.in" || fail "consume raw differs from the produced lines"
+ok "consume returns the lines exactly"
+
+expect 0 "$W" consume --dir "$D" --topic lines --from-offset 2 --max 1 --format json
+lines "$OUT" 1
+python3 -c '
+import json, sys
+r = json.loads(open(sys.argv[1]).readline())
+assert r["partition"] == 0 and r["offset"] == 2 and r["value"] == "" and r["key"] is None, r
+assert isinstance(r["timestamp"], int) and r["headers"] == [], r
+' "$OUT" || fail "consume --format json record 2"
+ok "consume --from-offset --max --format json"
+
+WEIR_DIR=$D expect 0 "$W" log list
+has "$OUT" "lines"
+ok "log list, with \$WEIR_DIR as the default --dir"
+
+# ---------------------------------------------------------------- ndjson with --key-field
+expect 0 "$W" log create --dir "$D" --topic users --partitions 3
+: >"$TMP/users.in"
+for i in $(seq 1 30); do
+    printf '{"id":"user-%d","n":%d,"name":"n\\u00e9 %d"}\n' $((i % 7)) "$i" "$i" >>"$TMP/users.in"
+done
+expect 0 sh -c '"$1" produce --dir "$2" --topic users --format ndjson --key-field id --batch 8 \
+    <"$3"' sh "$W" "$D" "$TMP/users.in"
+lines "$OUT" 30
+expect 0 "$W" consume --dir "$D" --topic users
+sort "$OUT" >"$TMP/got"
+sort "$TMP/users.in" >"$TMP/want"
+cmp -s "$TMP/got" "$TMP/want" || fail "consume of ndjson differs from the input"
+expect 0 "$W" consume --dir "$D" --topic users --format json
+python3 -c '
+import json, sys
+part = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    v = json.loads(r["value"])
+    assert r["key"] == v["id"], r
+    assert part.setdefault(r["key"], r["partition"]) == r["partition"], "key in two partitions"
+assert sum(1 for _ in open(sys.argv[1])) == 30
+' "$OUT" || fail "ndjson keys/partitions"
+ok "produce ndjson --key-field; consume returns the same lines, keys in one partition each"
+
+# ---------------------------------------------------------------- consumer groups
+expect 0 "$W" consume --dir "$D" --topic users --group g1
+lines "$OUT" 30
+expect 0 "$W" consume --dir "$D" --topic users --group g1
+lines "$OUT" 0
+expect_in 0 '{"id":"late","n":99}
+' "$W" produce --dir "$D" --topic users --format ndjson --key-field id
+expect 0 "$W" consume --dir "$D" --topic users --group g1
+lines "$OUT" 1
+has "$OUT" '"late"'
+ok "consume --group: all, then nothing new, then only the new record"
+
+expect 0 "$W" consume --dir "$D" --topic users --follow --timeout-ms 300 --max 5
+lines "$OUT" 5
+ok "consume --follow --timeout-ms --max stops"
+
+# ---------------------------------------------------------------- validation
+expect 0 "$W" log create --dir "$D" --topic bad
+expect_in 1 '{"a":1}
+{"a":2}
+{"a":3,,}
+{"a":4}
+' "$W" produce --dir "$D" --topic bad --format ndjson --batch 10
+has "$ERR" "line 3"
+has "$ERR" "invalid JSON"
+expect 0 "$W" consume --dir "$D" --topic bad
+lines "$OUT" 0
+ok "bad JSON on line 3: exit 1, message names line 3, nothing from the batch written"
+
+expect_in 1 '{"a":1}
+{"a":2}
+{"a":3}
+{"a":4,,}
+' "$W" produce --dir "$D" --topic bad --format ndjson --batch 2 --linger-ms 60000
+has "$ERR" "line 4"
+lines "$OUT" 2
+expect 0 "$W" consume --dir "$D" --topic bad
+lines "$OUT" 2
+has "$OUT" '{"a":2}'
+ok "bad JSON in the second batch: the first batch stays, the second is not written"
+
+expect_in 1 '{"id":"a"}
+{"name":"no id"}
+' "$W" produce --dir "$D" --topic bad --format ndjson --key-field id
+has "$ERR" "line 2"
+has "$ERR" "id"
+ok "missing --key-field: error names the line and the field"
+
+expect 0 "$W" log create --dir "$D" --topic small --config max.record.bytes=100
+big=$(printf '%0200d' 0)
+expect_in 1 "ok
+$big
+" "$W" produce --dir "$D" --topic small
+has "$ERR" "max.record.bytes=100"
+has "$ERR" "line 2"
+expect 0 "$W" consume --dir "$D" --topic small
+lines "$OUT" 0
+ok "oversized record: error names the limit, nothing from its batch written"
+
+expect_in 0 '{"id":"k","value":{"x":1}}
+{"id":"k","value":null}
+' "$W" produce --dir "$D" --topic bad --format ndjson --key-field id --tombstone-null
+expect 0 "$W" consume --dir "$D" --topic bad --from-offset 2 --format json
+python3 -c '
+import json, sys
+rs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rs) == 2 and rs[0]["value"] is not None and rs[1]["value"] is None, rs
+' "$OUT" || fail "tombstone"
+printf 'ok\n\377\376\n' | "$W" produce --dir "$D" --topic small >"$OUT" 2>"$ERR" ||
+    fail "produce of non-UTF-8 bytes"
+expect 0 "$W" consume --dir "$D" --topic small --format json
+has "$OUT" '"value_b64":"//4="'
+ok "--tombstone-null gives value null; non-UTF-8 values come back as value_b64"
+
+# ---------------------------------------------------------------- errors that name things
+expect 1 "$W" consume --dir "$D" --topic nosuch
+has "$ERR" "not found"
+has "$ERR" "weir log create --dir $D --topic nosuch"
+expect 1 "$W" produce --dir "$D" --topic nosuch </dev/null
+has "$ERR" "not found"
+expect 1 "$W" log info --dir "$D" --topic nosuch
+has "$ERR" "not found"
+ok "unknown topic: 'not found' with the command that creates it"
+
+# ---------------------------------------------------------------- info, dump, compact
+expect 0 "$W" log info --dir "$D" --topic users --json
+python3 -m json.tool "$OUT" >/dev/null || fail "log info --json is not JSON"
+python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["topic"] == "users" and len(j["partitions"]) == 3, j
+assert sum(p["high_watermark"] for p in j["partitions"]) == 31, j
+' "$OUT" || fail "log info --json content"
+expect 0 "$W" log info --dir "$D" --topic users
+has "$OUT" "partition 2:"
+has "$OUT" "high_watermark="
+ok "log info (text and --json)"
+
+expect 0 "$W" log dump --dir "$D" --topic lines --max 2
+lines "$OUT" 2
+has "$OUT" "offset=1"
+has "$OUT" "value_len=4"
+ok "log dump"
+
+expect 0 "$W" log create --dir "$D" --topic kv --config cleanup=compact
+expect_in 0 '{"id":"a","v":1}
+{"id":"a","v":2}
+{"id":"b","v":1}
+' "$W" produce --dir "$D" --topic kv --format ndjson --key-field id
+expect_in 1 'no key
+' "$W" produce --dir "$D" --topic kv
+has "$ERR" "key"
+expect 0 "$W" log compact --dir "$D" --topic kv
+has "$OUT" "before"
+has "$OUT" "after"
+expect 1 "$W" log compact --dir "$D" --topic lines
+has "$ERR" "cleanup"
+ok "log compact; a compacted topic refuses records without a key"
+
+# ---------------------------------------------------------------- verify
+expect 0 "$W" log create --dir "$D" --topic seg --config segment.bytes=4096
+for i in $(seq 1 400); do printf 'record %04d with some padding to fill segments\n' "$i"; done \
+    >"$TMP/seg.in"
+expect 0 sh -c '"$1" produce --dir "$2" --topic seg --batch 10 <"$3"' sh "$W" "$D" "$TMP/seg.in"
+expect 0 "$W" log verify --dir "$D" --topic seg
+ok "log verify passes on a good log"
+
+segs=$(find "$D/seg" -name '*.log' | sort)
+[ "$(printf '%s\n' "$segs" | wc -l)" -ge 2 ] || fail "segment.bytes=4096 gave < 2 segments"
+seg=$(printf '%s\n' "$segs" | head -n 1) # the oldest segment is sealed
+size=$(wc -c <"$seg")
+off=$((size / 2))
+byte=$(od -An -tu1 -j "$off" -N1 "$seg" | tr -d ' ')
+printf "\\$(printf '%03o' $((byte ^ 255)))" | dd of="$seg" bs=1 seek="$off" conv=notrunc \
+    2>/dev/null || fail "could not flip a byte"
+"$W" log verify --dir "$D" --topic seg >"$OUT" 2>"$ERR"
+rc=$?
+[ "$rc" -eq 1 ] || fail "log verify exit status $rc on a damaged segment, wanted 1"
+cat "$OUT" "$ERR" >"$TMP/all"
+has "$TMP/all" "$(basename "$seg")"
+grep -qiE '(byte|offset)[^0-9]*[0-9]+' "$TMP/all" || fail "verify output names no byte offset"
+ok "log verify fails on a flipped byte in a sealed segment, naming the file and offset"
+
+printf 'all %d checks passed\n' "$n"
