@@ -279,7 +279,8 @@ wr_status lg_prodtab_load(lg_prodtab *t, const char *dir, uint64_t max_offset, u
         offs[cnt++] = strtoull(de->d_name, NULL, 10);
     }
     closedir(d);
-    qsort(offs, cnt, sizeof(offs[0]), cmp_u64_desc);
+    if (cnt > 1) /* offs is NULL when there is no snapshot; qsort's array is nonnull */
+        qsort(offs, cnt, sizeof(offs[0]), cmp_u64_desc);
     for (size_t i = 0; i < cnt; i++) {
         char name[32], path[4200];
         uint64_t off;
