@@ -78,8 +78,8 @@ static wr_status update(lg_topic *t, const char *kind, uint32_t magic, const cha
     uint64_t *offs;
     wr_status st;
 
-    if (t->opts.readonly)
-        return wr_err(WR_ERR_INVAL, "topic %s is open read-only", t->name);
+    /* Allowed on read-only opens: a consumer commits beside the process that appends.
+     * Group files are replaced atomically, so a reader never sees a torn one. */
     if (partition >= t->cfg.partitions)
         return wr_err(WR_ERR_INVAL, "partition %u does not exist (topic %s has %u)", partition,
                       t->name, t->cfg.partitions);

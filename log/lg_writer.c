@@ -539,7 +539,8 @@ static void *writer_main(void *arg)
             w.parts = np;
             w.cap = t->todo_cnt;
         }
-        memcpy(w.parts, t->todo, t->todo_cnt * sizeof(*w.parts));
+        if (t->todo_cnt) /* memcpy from NULL is undefined even for 0 bytes */
+            memcpy(w.parts, t->todo, t->todo_cnt * sizeof(*w.parts));
         w.cnt = t->todo_cnt;
         t->todo_cnt = 0;
         sync_want = t->sync_want;

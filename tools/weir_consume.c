@@ -10,7 +10,8 @@
  * command commits "next offset to read" per partition after the records are printed and
  * stdout is flushed: every WT_COMMIT_EVERY records, at the end and on a signal. A record is
  * therefore printed at least once per group; a crash between print and commit repeats it.
- * Without --group the topic is opened read-only, so this works beside a running writer. */
+ * The topic is opened read-only (group commits do not need the writer's lock), so this works
+ * beside a running producer. */
 #include <inttypes.h>
 #include <stdlib.h>
 
@@ -372,7 +373,7 @@ int wt_consume_main(int argc, char **argv)
     if ((rc = wt_cons_flags(&c, cmd, &s)) != WT_EXIT_OK)
         return rc;
     c.dir = wt_dir(wt_flag_get(cmd, "dir")->val);
-    rc = wt_topic_open(cmd->name, c.dir, wt_flag_get(cmd, "topic")->val, c.group == NULL, &c.t);
+    rc = wt_topic_open(cmd->name, c.dir, wt_flag_get(cmd, "topic")->val, true, &c.t);
     if (rc != WT_EXIT_OK)
         return rc;
     wt_signals_install();

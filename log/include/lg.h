@@ -209,7 +209,9 @@ void lg_reader_close(lg_reader *r);              /* NULL is a no-op */
 
 /* ---------------------------------------------------------------- consumer groups, pins */
 /* Committed offsets are "next offset to read" per partition, written durably (temp file,
- * fsync, rename, fsync dir). A group's committed offsets pin the low watermark. */
+ * fsync, rename, fsync dir). A group's committed offsets pin the low watermark. Commits and
+ * pins work on read-only opens too (a consumer beside the producing process); one process
+ * per group at a time. */
 WR_MUST_CHECK wr_status lg_group_commit(lg_topic *t, const char *group, uint32_t partition,
                                         uint64_t next_offset);
 /* LG_NO_OFFSET in *out when the group has committed nothing for that partition. */

@@ -323,6 +323,13 @@ static void test_second_writer_is_busy_readonly_reads(void **state)
     if (lg_topic_open(root, "lock", &o, &ro) != WR_OK)
         fail_msg("%s", wr_errmsg());
     assert_int_equal(lgt_put(ro, 0, "k", "v", NULL), WR_ERR_INVAL);
+    {
+        /* A consumer beside the writer commits its group offsets. */
+        uint64_t off;
+        assert_int_equal(lg_group_commit(ro, "beside", 0, 3), WR_OK);
+        assert_int_equal(lg_group_fetch(t, "beside", 0, &off), WR_OK);
+        assert_int_equal(off, 3);
+    }
     assert_int_equal(lg_reader_open(ro, 0, LG_FROM_OFFSET, 5, &rd), WR_OK);
     assert_int_equal(lg_reader_next(rd, &rec, 0), WR_OK);
     assert_int_equal(rec.offset, 5);
