@@ -41,7 +41,30 @@ typedef struct lg_writer_st {
     size_t ops_cap;
 } lg_writer_st;
 
+/* Each appending thread encodes into its own scratch buffer; a pthread key frees it when
+ * the thread exits (else every short-lived appender thread leaks it). */
 static _Thread_local wr_buf tl_scratch;
+static _Thread_local bool tl_scratch_reg;
+static pthread_key_t tl_scratch_key;
+static pthread_once_t tl_scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    wr_buf_fini(p);
+}
+
+static void scratch_key_init(void)
+{
+    WR_VERIFY(pthread_key_create(&tl_scratch_key, scratch_free) == 0);
+}
+
+static void scratch_register(void)
+{
+    if (tl_scratch_reg)
+        return;
+    pthread_once(&tl_scratch_once, scratch_key_init);
+    tl_scratch_reg = pthread_setspecific(tl_scratch_key, &tl_scratch) == 0;
+}
 
 static wr_status pq_push(lg_pq *q, lg_pent **out)
 {
@@ -89,6 +112,7 @@ wr_status lg_append_async(lg_topic *t, uint32_t partition, const lg_batch_in *b,
                               "record %u has no key; topic %s is compacted, so every record "
                               "needs one",
                               i, t->name);
+    scratch_register();
     if ((st = lg_batch_encode(b, wr_wall_ms(), t->cfg.max_record_bytes, &tl_scratch, &body_hash)) !=
         WR_OK)
         return st;
