@@ -214,7 +214,7 @@ static void test_appends_continue_during_compaction(void **state)
     /* The cleaner only rewrites sealed segments: appends after it see normal offsets. */
     assert_int_equal(lg_topic_compact(t), WR_OK);
     for (int i = 0; i < 100; i++) {
-        uint64_t off;
+        uint64_t off = 0;
         char val[32];
         snprintf(val, sizeof(val), "val-%llu", (unsigned long long)m.hw);
         assert_int_equal(lgt_put(t, 0, "key07", val, &off), WR_OK);
