@@ -240,9 +240,12 @@ struct lg_topic {
     lg_part **todo;         /* partitions with pending appends (under mu) */
     size_t todo_cnt, todo_cap;
     _Atomic uint64_t inflight_bytes;
+    _Atomic uint64_t pend_entries; /* appends queued, not yet taken by the writer */
+    _Atomic uint64_t linger_want;  /* the writer lingers until pend_entries reaches this */
     bool stop;
     uint64_t sync_want, sync_done;
     uint64_t rounds_done;
+    uint64_t stat_batches, stat_writes, stat_syncs, stat_io_ns; /* writer thread only */
     pthread_t writer, maint;
     bool writer_started, maint_started;
     pthread_mutex_t maint_mu;
