@@ -95,6 +95,45 @@ static uint64_t kmap_get(const lg_kmap *m, wr_bytes key)
     return kmap_find(m, h)->off; /* offset + 1, or 0 */
 }
 
+/* "cleaner.ckpt": how far compaction has covered, so a restart does not recompact
+ * everything. u32 magic "WRCK", u32 version 1, u64 cleaned offset, u64 XXH3-64 of the
+ * first 16 bytes. Damaged or missing: start from 0 (a wasted run, never a wrong result). */
+#define LG_CK_MAGIC 0x4b435257u
+
+static void ckpt_path(const lg_part *p, char *dst, size_t cap)
+{
+    snprintf(dst, cap, "%s/cleaner.ckpt", p->dir);
+}
+
+uint64_t lg_cleaner_ckpt_load(lg_part *p)
+{
+    char path[4200];
+    wr_buf b = {0};
+    uint64_t off = 0;
+    ckpt_path(p, path, sizeof(path));
+    if (wr_file_read(path, &b) == WR_OK) {
+        if (b.len == 24 && wr_get32(b.ptr) == LG_CK_MAGIC && wr_get32(b.ptr + 4) == 1 &&
+            wr_get64(b.ptr + 16) == wr_xxh3(b.ptr, 16))
+            off = wr_get64(b.ptr + 8);
+        else
+            WR_LOGW("%s: damaged; the next compaction starts from offset 0", path);
+    }
+    wr_buf_fini(&b);
+    return off;
+}
+
+static wr_status ckpt_save(const lg_part *p, uint64_t off)
+{
+    char path[4200];
+    uint8_t b[24];
+    ckpt_path(p, path, sizeof(path));
+    wr_put32(b, LG_CK_MAGIC);
+    wr_put32(b + 4, 1);
+    wr_put64(b + 8, off);
+    wr_put64(b + 16, wr_xxh3(b, 16));
+    return wr_file_write_atomic(path, b, sizeof(b));
+}
+
 double lg_part_dirty_ratio(lg_part *p)
 {
     uint64_t dirty = 0, total = 0;
@@ -411,6 +450,8 @@ wr_status lg_part_compact(lg_part *p, int64_t now_ms)
             goto out;
         cleaned_to = end;
     }
+    if (cleaned_to > 0)
+        st = ckpt_save(p, cleaned_to);
 out:
     pthread_mutex_lock(&p->mu);
     if (st == WR_OK) {

@@ -129,6 +129,9 @@ typedef void (*lg_batch_fn)(void *ctx, const lg_bhdr *h);
 WR_MUST_CHECK wr_status lg_seg_scan(lg_seg *s, const lg_io *io, uint32_t interval, bool tail,
                                     uint64_t file_size, lg_batch_fn on_batch, void *ctx,
                                     uint64_t *valid_out);
+/* Read-only opens: index the complete, valid batches appended after s->size (stops quietly
+ * at an incomplete one). Caller holds part->mu. */
+void lg_seg_extend(lg_seg *s, const lg_io *io, uint32_t interval, uint64_t file_size);
 /* Read [off, off+len) of a segment. Short reads are returned in *got. */
 WR_MUST_CHECK wr_status lg_seg_read(const lg_seg *s, const lg_io *io, void *buf, size_t len,
                                     uint64_t off, size_t *got);
@@ -263,6 +266,7 @@ uint64_t lg_low_watermark(lg_topic *t, uint32_t partition);
 WR_MUST_CHECK wr_status lg_part_retain(lg_part *p, int64_t now_ms);
 WR_MUST_CHECK wr_status lg_part_compact(lg_part *p, int64_t now_ms);
 double lg_part_dirty_ratio(lg_part *p);
+uint64_t lg_cleaner_ckpt_load(lg_part *p); /* 0 when there is none */
 
 WR_MUST_CHECK wr_status lg_config_encode(const lg_config *c, wr_buf *out);
 WR_MUST_CHECK wr_status lg_config_decode(const uint8_t *p, size_t n, lg_config *c);

@@ -281,6 +281,8 @@ wr_status lg_part_open(lg_topic *t, uint32_t id, lg_part **out)
     }
     if ((st = recover(p)) != WR_OK)
         goto err;
+    if (t->cfg.cleanup == LG_CLEANUP_COMPACT)
+        p->cleaned_offset = lg_cleaner_ckpt_load(p);
     p->last_sync_ns = wr_now_ns();
     *out = p;
     return WR_OK;
@@ -399,17 +401,10 @@ void lg_part_refresh_ro(lg_part *p)
     }
     for (size_t i = 0; i < p->seg_cnt; i++) {
         struct stat stb;
-        uint64_t valid, size;
         a = p->segs[i];
-        if (fstat(a->fd, &stb) != 0)
-            continue;
-        size = (uint64_t)stb.st_size;
-        if (size == atomic_load(&a->size))
-            continue;
-        /* Rescan to find the valid end: a concurrent writer may be mid-batch. */
-        if (lg_seg_scan(a, io, p->t->cfg.index_interval_bytes, true, size, NULL, NULL, &valid) !=
-            WR_OK)
-            continue;
+        /* Only bytes past the known end are read: a writer may be mid-batch there. */
+        if (fstat(a->fd, &stb) == 0 && (uint64_t)stb.st_size > atomic_load(&a->size))
+            lg_seg_extend(a, io, p->t->cfg.index_interval_bytes, (uint64_t)stb.st_size);
     }
     a = p->segs[p->seg_cnt - 1];
     p->next_offset = atomic_load(&a->end);

@@ -219,3 +219,34 @@ out:
     wr_buf_fini(&buf);
     return st;
 }
+
+/* Read-only opens: take in the complete, valid batches another process appended after the
+ * current end. Stops quietly at the first incomplete or invalid batch (it may be mid-write);
+ * never truncates. Only the new bytes are read. */
+void lg_seg_extend(lg_seg *s, const lg_io *io, uint32_t interval, uint64_t file_size)
+{
+    wr_buf buf = {0};
+    uint64_t pos = atomic_load(&s->size), next = atomic_load(&s->end), wpos = 0;
+    int64_t max_ts = atomic_load(&s->max_ts);
+
+    while (pos + LG_BATCH_HDR <= file_size) {
+        const uint8_t *p;
+        lg_bhdr h;
+        if (window(s, io, &buf, &wpos, pos, LG_BATCH_HDR, &p) != WR_OK ||
+            lg_bhdr_parse(p, LG_BATCH_HDR, &h) == WR_ERR_CORRUPT || pos + h.len > file_size ||
+            window(s, io, &buf, &wpos, pos, h.len, &p) != WR_OK ||
+            lg_batch_check(p, h.len, &h) != WR_OK || h.base < next ||
+            lg_seg_index_add(s, interval, pos, h.base, h.max_ts) != WR_OK)
+            break;
+        next = h.base + h.last_delta + 1;
+        if (h.max_ts > max_ts)
+            max_ts = h.max_ts;
+        pos += h.len;
+        /* Publish batch by batch: readers of this topic may be waiting on it. */
+        atomic_store(&s->max_ts, max_ts);
+        atomic_store(&s->end, next);
+        atomic_store(&s->size, pos);
+        s->wsize = pos;
+    }
+    wr_buf_fini(&buf);
+}
