@@ -28,6 +28,7 @@ void lg_config_default(lg_config *c)
     c->max_record_bytes = 1u << 20;
     c->index_interval_bytes = 4096;
     c->compression = LG_COMP_NONE;
+    c->producer_expiration_ms = 7ll * 24 * 3600 * 1000;
 }
 
 const char *lg_fsync_name(lg_fsync f)
@@ -144,6 +145,10 @@ wr_status lg_config_set(lg_config *c, const char *assignment)
         if (!parse_i64(val, 1, 1ll << 24, &v))
             return bad(name, val, "bytes in 1..16777216");
         c->index_interval_bytes = (uint32_t)v;
+    } else if (strcmp(name, "producer.expiration.ms") == 0) {
+        if (!parse_i64(val, 1000, INT64_MAX, &v))
+            return bad(name, val, "milliseconds >= 1000");
+        c->producer_expiration_ms = v;
     } else if (strcmp(name, "compression") == 0) {
         if (strcmp(val, "none") == 0)
             c->compression = LG_COMP_NONE;
@@ -155,34 +160,45 @@ wr_status lg_config_set(lg_config *c, const char *assignment)
         return wr_err(WR_ERR_INVAL,
                       "unknown setting '%s' (known: partitions, fsync, segment.bytes, segment.ms, "
                       "retention.ms, retention.bytes, cleanup.policy, delete.retention.ms, "
-                      "min.cleanable.ratio, max.record.bytes, index.interval.bytes, compression)",
+                      "min.cleanable.ratio, max.record.bytes, index.interval.bytes, compression, "
+                      "producer.expiration.ms)",
                       name);
     }
     return WR_OK;
 }
 
-wr_status lg_config_encode(const lg_config *c, wr_buf *out)
+size_t lg_config_format(const lg_config *c, char *dst, size_t cap)
 {
-    char txt[1024], fs[32];
+    char fs[32];
     int n;
 
     if (c->fsync == LG_FSYNC_INTERVAL)
         snprintf(fs, sizeof(fs), "interval=%" PRIu32, c->fsync_interval_ms);
     else
         snprintf(fs, sizeof(fs), "%s", lg_fsync_name(c->fsync));
-    n = snprintf(txt, sizeof(txt),
-                 "version=%d\npartitions=%" PRIu32 "\nfsync=%s\nsegment.bytes=%" PRIu64
-                 "\nsegment.ms=%" PRIu64 "\nretention.ms=%" PRId64 "\nretention.bytes=%" PRId64
-                 "\ncleanup.policy=%s\ndelete.retention.ms=%" PRId64
-                 "\nmin.cleanable.ratio=%.6f\nmax.record.bytes=%" PRIu32
-                 "\nindex.interval.bytes=%" PRIu32 "\ncompression=%s\n",
-                 LG_META_VERSION, c->partitions, fs, c->segment_bytes, c->segment_ms,
-                 c->retention_ms, c->retention_bytes,
-                 c->cleanup == LG_CLEANUP_COMPACT ? "compact" : "delete", c->delete_retention_ms,
-                 c->min_cleanable_ratio, c->max_record_bytes, c->index_interval_bytes,
-                 c->compression == LG_COMP_ZSTD ? "zstd" : "none");
-    if (n < 0 || (size_t)n >= sizeof(txt) - 40)
+    n = snprintf(
+        dst, cap,
+        "partitions=%" PRIu32 "\nfsync=%s\nsegment.bytes=%" PRIu64 "\nsegment.ms=%" PRIu64
+        "\nretention.ms=%" PRId64 "\nretention.bytes=%" PRId64
+        "\ncleanup.policy=%s\ndelete.retention.ms=%" PRId64
+        "\nmin.cleanable.ratio=%.6f\nmax.record.bytes=%" PRIu32 "\nindex.interval.bytes=%" PRIu32
+        "\ncompression=%s\nproducer.expiration.ms=%" PRId64 "\n",
+        c->partitions, fs, c->segment_bytes, c->segment_ms, c->retention_ms, c->retention_bytes,
+        c->cleanup == LG_CLEANUP_COMPACT ? "compact" : "delete", c->delete_retention_ms,
+        c->min_cleanable_ratio, c->max_record_bytes, c->index_interval_bytes,
+        c->compression == LG_COMP_ZSTD ? "zstd" : "none", c->producer_expiration_ms);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+wr_status lg_config_encode(const lg_config *c, wr_buf *out)
+{
+    char txt[1024];
+    int n = snprintf(txt, sizeof(txt), "version=%d\n", LG_META_VERSION);
+    size_t m = lg_config_format(c, txt + n, sizeof(txt) - (size_t)n);
+
+    if (m >= sizeof(txt) - (size_t)n - 40)
         return WR_ERR_INTERNAL;
+    n += (int)m;
     n += snprintf(txt + n, sizeof(txt) - (size_t)n, "checksum=%016" PRIx64 "\n",
                   wr_xxh3(txt, (size_t)n));
     out->len = 0;

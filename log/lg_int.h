@@ -163,6 +163,8 @@ WR_MUST_CHECK wr_status lg_prodtab_check(lg_prodtab *t, uint32_t partition, uint
                                          uint16_t epoch, uint32_t base_seq, uint32_t count,
                                          uint64_t base_offset, int64_t now_ms,
                                          uint64_t *dup_base_out);
+/* Forget producers whose last batch is older than @before_ms. Returns how many. */
+size_t lg_prodtab_expire(lg_prodtab *t, int64_t before_ms);
 /* Apply a stored batch unconditionally (recovery). */
 WR_MUST_CHECK wr_status lg_prodtab_apply(lg_prodtab *t, const lg_bhdr *h);
 WR_MUST_CHECK wr_status lg_prodtab_copy(lg_prodtab *dst, const lg_prodtab *src);

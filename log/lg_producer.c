@@ -144,6 +144,31 @@ wr_status lg_prodtab_check(lg_prodtab *t, uint32_t partition, uint64_t pid, uint
     return WR_OK;
 }
 
+size_t lg_prodtab_expire(lg_prodtab *t, int64_t before_ms)
+{
+    size_t gone = 0;
+    lg_prod *n;
+
+    for (size_t i = 0; i < t->cap; i++)
+        gone += t->slots[i].used && t->slots[i].last_ms < before_ms;
+    /* Linear probing cannot leave holes: copy the survivors into a fresh table. Out of
+     * memory just postpones the expiry. */
+    if (gone == 0 || (n = wr_calloc(t->cap, sizeof(lg_prod))) == NULL)
+        return 0;
+    for (size_t i = 0; i < t->cap; i++) {
+        size_t j;
+        if (!t->slots[i].used || t->slots[i].last_ms < before_ms)
+            continue;
+        for (j = slot_of(t->slots[i].pid, t->cap); n[j].used; j = (j + 1) & (t->cap - 1))
+            ;
+        n[j] = t->slots[i];
+    }
+    wr_free(t->slots);
+    t->slots = n;
+    t->cnt -= gone;
+    return gone;
+}
+
 wr_status lg_prodtab_apply(lg_prodtab *t, const lg_bhdr *h)
 {
     lg_prod *pr;

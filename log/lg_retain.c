@@ -89,6 +89,9 @@ static void *maint_main(void *arg)
         pthread_mutex_unlock(&t->maint_mu);
         for (uint32_t i = 0; i < t->cfg.partitions && !t->maint_stop; i++) {
             lg_part *p = t->parts[i];
+            pthread_mutex_lock(&p->mu);
+            lg_prodtab_expire(&p->prods, wr_wall_ms() - t->cfg.producer_expiration_ms);
+            pthread_mutex_unlock(&p->mu);
             if (lg_part_retain(p, wr_wall_ms()) != WR_OK)
                 WR_LOGW("topic %s partition %u: retention: %s", t->name, i, wr_errmsg());
             if (t->cfg.cleanup == LG_CLEANUP_COMPACT &&

@@ -288,6 +288,7 @@ static wr_status roll(lg_part *p, uint64_t new_base)
 
     /* The old segment's bytes were fdatasync'ed by the pass that decided to roll. */
     WR_TRY(lg_seg_write_indexes(old, io));
+    lg_prodtab_expire(&p->wprods, wr_wall_ms() - p->t->cfg.producer_expiration_ms);
     WR_TRY(lg_prodtab_save(&p->wprods, p->dir, new_base));
     lg_part_prune_snapshots(p, p->last_snap_off); /* keep this one and the one before */
     p->last_snap_off = new_base;

@@ -339,29 +339,6 @@ int wt_topic_open_err(const char *cmd, const char *dir, const char *topic, bool 
 }
 
 /* ---------------------------------------------------------------- configuration */
-static const char *wt_fsync_str(lg_fsync f)
-{
-    switch (f) {
-    case LG_FSYNC_ALWAYS:
-        return "always";
-    case LG_FSYNC_INTERVAL:
-        return "interval";
-    case LG_FSYNC_NEVER:
-        return "never";
-    }
-    return "?";
-}
-
-static const char *wt_cleanup_str(lg_cleanup c)
-{
-    return c == LG_CLEANUP_COMPACT ? "compact" : c == LG_CLEANUP_DELETE ? "delete" : "?";
-}
-
-static const char *wt_comp_str(lg_compression c)
-{
-    return c == LG_COMP_ZSTD ? "zstd" : c == LG_COMP_NONE ? "none" : "?";
-}
-
 const char *wt_cleaner_str(lg_cleaner_state s)
 {
     switch (s) {
@@ -377,23 +354,18 @@ const char *wt_cleaner_str(lg_cleaner_state s)
     return "?";
 }
 
+/* Both forms come from lg_config_format(), so they always show what topic.meta holds, in the
+ * names --config accepts. */
 void wt_config_print(FILE *f, const lg_config *c, const char *in)
 {
-    fprintf(f, "%spartitions=%" PRIu32 "\n", in, c->partitions);
-    if (c->fsync == LG_FSYNC_INTERVAL)
-        fprintf(f, "%sfsync=interval=%" PRIu32 "\n", in, c->fsync_interval_ms);
-    else
-        fprintf(f, "%sfsync=%s\n", in, wt_fsync_str(c->fsync));
-    fprintf(f, "%ssegment.bytes=%" PRIu64 "\n", in, c->segment_bytes);
-    fprintf(f, "%ssegment.ms=%" PRIu64 "\n", in, c->segment_ms);
-    fprintf(f, "%sretention.ms=%" PRId64 "\n", in, c->retention_ms);
-    fprintf(f, "%sretention.bytes=%" PRId64 "\n", in, c->retention_bytes);
-    fprintf(f, "%scleanup=%s\n", in, wt_cleanup_str(c->cleanup));
-    fprintf(f, "%sdelete.retention.ms=%" PRId64 "\n", in, c->delete_retention_ms);
-    fprintf(f, "%smin.cleanable.ratio=%g\n", in, c->min_cleanable_ratio);
-    fprintf(f, "%smax.record.bytes=%" PRIu32 "\n", in, c->max_record_bytes);
-    fprintf(f, "%sindex.interval.bytes=%" PRIu32 "\n", in, c->index_interval_bytes);
-    fprintf(f, "%scompression=%s\n", in, wt_comp_str(c->compression));
+    char txt[1024];
+    const char *line = txt;
+    lg_config_format(c, txt, sizeof(txt));
+    while (*line) {
+        const char *nl = strchr(line, '\n');
+        fprintf(f, "%s%.*s\n", in, (int)(nl - line), line);
+        line = nl + 1;
+    }
 }
 
 json_t *wt_json_u64(uint64_t v)
@@ -403,16 +375,24 @@ json_t *wt_json_u64(uint64_t v)
 
 json_t *wt_config_json(const lg_config *c)
 {
-    return json_pack(
-        "{s:I, s:s, s:I, s:o, s:o, s:I, s:I, s:s, s:I, s:f, s:I, s:I, s:s}", "partitions",
-        (json_int_t)c->partitions, "fsync", wt_fsync_str(c->fsync), "fsync.interval.ms",
-        (json_int_t)c->fsync_interval_ms, "segment.bytes", wt_json_u64(c->segment_bytes),
-        "segment.ms", wt_json_u64(c->segment_ms), "retention.ms", (json_int_t)c->retention_ms,
-        "retention.bytes", (json_int_t)c->retention_bytes, "cleanup", wt_cleanup_str(c->cleanup),
-        "delete.retention.ms", (json_int_t)c->delete_retention_ms, "min.cleanable.ratio",
-        c->min_cleanable_ratio, "max.record.bytes", (json_int_t)c->max_record_bytes,
-        "index.interval.bytes", (json_int_t)c->index_interval_bytes, "compression",
-        wt_comp_str(c->compression));
+    char txt[1024], *line = txt;
+    json_t *o = json_object();
+    lg_config_format(c, txt, sizeof(txt));
+    while (o && *line) {
+        char *nl = strchr(line, '\n'), *eq = strchr(line, '='), *end;
+        double d;
+        *nl = *eq = '\0';
+        d = strtod(eq + 1, &end);
+        /* numbers as numbers (integers exactly), everything else as text */
+        if (end != eq + 1 && *end == '\0' && strchr(eq + 1, '.') == NULL)
+            json_object_set_new(o, line, json_integer((json_int_t)strtoll(eq + 1, NULL, 10)));
+        else if (end != eq + 1 && *end == '\0')
+            json_object_set_new(o, line, json_real(d));
+        else
+            json_object_set_new(o, line, json_string(eq + 1));
+        line = nl + 1;
+    }
+    return o;
 }
 
 /* ---------------------------------------------------------------- JSON and bytes */

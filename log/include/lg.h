@@ -62,11 +62,12 @@ typedef struct lg_config {
     int64_t retention_ms;       /* -1 = keep forever (default 7 days) */
     int64_t retention_bytes;    /* per partition; -1 = unlimited (default) */
     lg_cleanup cleanup;
-    int64_t delete_retention_ms;   /* compacted topics keep tombstones this long; 1 day */
-    double min_cleanable_ratio;    /* compact when dirty bytes / total >= this; 0.5 */
-    uint32_t max_record_bytes;     /* key + value + headers; default 1 MiB */
-    uint32_t index_interval_bytes; /* one index entry per this many bytes; 4096 */
-    lg_compression compression;    /* default for batches the CLI builds */
+    int64_t delete_retention_ms;    /* compacted topics keep tombstones this long; 1 day */
+    double min_cleanable_ratio;     /* compact when dirty bytes / total >= this; 0.5 */
+    uint32_t max_record_bytes;      /* key + value + headers; default 1 MiB */
+    uint32_t index_interval_bytes;  /* one index entry per this many bytes; 4096 */
+    lg_compression compression;     /* default for batches the CLI builds */
+    int64_t producer_expiration_ms; /* forget idle producers' sequences after this; 7 days */
 } lg_config;
 
 void lg_config_default(lg_config *c);
@@ -74,6 +75,9 @@ void lg_config_default(lg_config *c);
  * "cleanup=compact", "retention.ms=-1") into @c. Unknown names or bad values: WR_ERR_INVAL
  * with wr_errmsg() naming the setting and the accepted values. */
 WR_MUST_CHECK wr_status lg_config_set(lg_config *c, const char *assignment);
+/* Every setting as "name=value\n" lines, in the names lg_config_set() accepts (the body of
+ * topic.meta). Returns the length, or the length it would need when @cap is too small. */
+size_t lg_config_format(const lg_config *c, char *dst, size_t cap);
 
 /* ---------------------------------------------------------------- I/O vtable */
 /* Every file operation of the log goes through an lg_io, so tests can fail the Nth write or
