@@ -213,6 +213,10 @@ static wr_status recover(lg_part *p)
         }
         prev_end = atomic_load(&s->end);
         s->sealed = !last;
+        /* Age for segment.ms counts from the first batch, not from this open, so a topic
+         * that restarts often still rolls. */
+        if (s->tim_cnt > 0)
+            s->created_ms = s->tim[0].ts;
     }
     if (cnt == 0) {
         lg_seg *s;

@@ -215,6 +215,28 @@ static void test_read_from_time_with_unordered_timestamps(void **state)
     lg_topic_close(t);
 }
 
+static void test_segments_roll_by_age_also_across_restarts(void **state)
+{
+    static const char *const s[] = {"segment.ms=50", NULL};
+    lg_topic *t = mk("age", s);
+    lg_partition_info info;
+    (void)state;
+    put_n(t, 0, 0, 3);
+    assert_int_equal(lg_partition_info_get(t, 0, &info), WR_OK);
+    assert_int_equal(info.segments, 1);
+    wr_sleep_ns(80000000);
+    put_n(t, 0, 3, 4); /* older than segment.ms: a new segment */
+    assert_int_equal(lg_partition_info_get(t, 0, &info), WR_OK);
+    assert_int_equal(info.segments, 2);
+    wr_sleep_ns(80000000);
+    t = reopen(t, "age"); /* the age counts from the first batch, not from the open */
+    put_n(t, 0, 4, 5);
+    assert_int_equal(lg_partition_info_get(t, 0, &info), WR_OK);
+    assert_int_equal(info.segments, 3);
+    expect_values(t, 0, 0, 5);
+    lg_topic_close(t);
+}
+
 typedef struct later_ctx {
     lg_topic *t;
 } later_ctx;
@@ -398,6 +420,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batches_zstd_headers_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_from_time_and_latest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_from_time_with_unordered_timestamps, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_segments_roll_by_age_also_across_restarts, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_follow_waits_for_new_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_groups_are_durable_and_pin_retention, setup, teardown),
