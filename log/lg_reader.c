@@ -136,13 +136,8 @@ static bool wait_more(lg_reader *r, uint64_t limit, int timeout_ms)
         } while (timeout_ms < 0 || wr_now_ns() < deadline);
         return false;
     }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    if (timeout_ms > 0)
+        wr_abstime(&ts, (uint64_t)timeout_ms * 1000000u);
     pthread_mutex_lock(&p->mu);
     for (;;) {
         if (atomic_load(&r->seg->size) > limit || p->segs[p->seg_cnt - 1] != r->seg ||

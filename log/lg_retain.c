@@ -81,8 +81,7 @@ static void *maint_main(void *arg)
     pthread_mutex_lock(&t->maint_mu);
     while (!t->maint_stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += LG_MAINT_PERIOD_MS / 1000;
+        wr_abstime(&ts, (uint64_t)LG_MAINT_PERIOD_MS * 1000000u);
         pthread_cond_timedwait(&t->maint_cv, &t->maint_mu, &ts);
         if (t->maint_stop)
             break;

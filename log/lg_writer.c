@@ -556,12 +556,7 @@ static void linger(lg_topic *t, uint64_t acked)
     uint64_t deadline = wr_now_ns() + LG_LINGER_NS;
     struct timespec ts;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += LG_LINGER_NS;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    wr_abstime(&ts, LG_LINGER_NS);
     pthread_mutex_lock(&t->mu);
     atomic_store(&t->linger_want, want);
     while (atomic_load(&t->pend_entries) < want && !t->stop && wr_now_ns() < deadline)
@@ -585,10 +580,7 @@ static void *writer_main(void *arg)
         while (t->todo_cnt == 0 && !t->stop && t->sync_want == t->sync_done) {
             if (interval) {
                 struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += (long)(t->cfg.fsync_interval_ms % 1000) * 1000000L;
-                ts.tv_sec += t->cfg.fsync_interval_ms / 1000 + ts.tv_nsec / 1000000000L;
-                ts.tv_nsec %= 1000000000L;
+                wr_abstime(&ts, (uint64_t)t->cfg.fsync_interval_ms * 1000000u);
                 if (pthread_cond_timedwait(&t->work_cv, &t->mu, &ts) == ETIMEDOUT)
                     break;
             } else {

@@ -42,7 +42,7 @@ typedef enum wr_status {
     WR_ERR_INTERNAL /* a bug */
 } wr_status;
 
-#define WR_MUST_CHECK __attribute__((warn_unused_result))
+#define WR_MUST_CHECK   __attribute__((warn_unused_result))
 #define WR_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
 static inline bool wr_failed(wr_status s)
@@ -177,9 +177,12 @@ uint64_t wr_xxh3_digest(const wr_xxh3_state *st);
 void wr_xxh3_end(wr_xxh3_state *st); /* NULL is a no-op */
 
 /* ---------------------------------------------------------------- clocks */
-uint64_t wr_now_ns(void);  /* CLOCK_MONOTONIC */
-int64_t wr_wall_ms(void);  /* CLOCK_REALTIME, milliseconds since the epoch */
+uint64_t wr_now_ns(void); /* CLOCK_MONOTONIC */
+int64_t wr_wall_ms(void); /* CLOCK_REALTIME, milliseconds since the epoch */
 void wr_sleep_ns(uint64_t ns);
+struct timespec;
+/* The CLOCK_REALTIME instant @ns from now, for pthread_cond_timedwait(). */
+void wr_abstime(struct timespec *ts, uint64_t ns);
 
 /* ---------------------------------------------------------------- latency histogram */
 /* Log-linear buckets (HdrHistogram-like): 3 significant bits per power of two would be too
@@ -199,12 +202,7 @@ uint64_t wr_hist_quantile(const wr_hist *h, double q);
 double wr_hist_mean(const wr_hist *h);
 
 /* ---------------------------------------------------------------- logging */
-typedef enum wr_log_level {
-    WR_LOG_ERROR = 0,
-    WR_LOG_WARN,
-    WR_LOG_INFO,
-    WR_LOG_DEBUG
-} wr_log_level;
+typedef enum wr_log_level { WR_LOG_ERROR = 0, WR_LOG_WARN, WR_LOG_INFO, WR_LOG_DEBUG } wr_log_level;
 /* Level from $WEIR_LOG (error|warn|info|debug), default warn; wr_log_set_level overrides. */
 void wr_log_set_level(wr_log_level lvl);
 bool wr_log_enabled(wr_log_level lvl);
@@ -241,8 +239,8 @@ bool wr_uring_supported(void);
 
 /* Queue ops. WR_AGAIN when the submission queue is full: submit, reap, then retry. Buffers
  * must stay valid until the op's completion is reaped. */
-WR_MUST_CHECK wr_status wr_ring_write(wr_ring *r, int fd, const void *buf, size_t len,
-                                      uint64_t off, unsigned flags, uint64_t tag);
+WR_MUST_CHECK wr_status wr_ring_write(wr_ring *r, int fd, const void *buf, size_t len, uint64_t off,
+                                      unsigned flags, uint64_t tag);
 WR_MUST_CHECK wr_status wr_ring_read(wr_ring *r, int fd, void *buf, size_t len, uint64_t off,
                                      unsigned flags, uint64_t tag);
 WR_MUST_CHECK wr_status wr_ring_fdatasync(wr_ring *r, int fd, unsigned flags, uint64_t tag);
@@ -257,8 +255,8 @@ unsigned wr_ring_inflight(const wr_ring *r); /* submitted or queued, not yet rea
  * errno. */
 WR_MUST_CHECK wr_status wr_ring_pwrite_all(wr_ring *r, int fd, const void *buf, size_t len,
                                            uint64_t off, bool sync, int *err_out);
-WR_MUST_CHECK wr_status wr_ring_pread_all(wr_ring *r, int fd, void *buf, size_t len,
-                                          uint64_t off, size_t *got_out, int *err_out);
+WR_MUST_CHECK wr_status wr_ring_pread_all(wr_ring *r, int fd, void *buf, size_t len, uint64_t off,
+                                          size_t *got_out, int *err_out);
 
 /* ---------------------------------------------------------------- files */
 WR_MUST_CHECK wr_status wr_mkdir_p(const char *path);

@@ -38,12 +38,28 @@ static void test_wall_ms_matches_time(void **state)
     assert_true(ms / 1000 >= s - 1 && ms / 1000 <= s + 1);
 }
 
+static void test_abstime_is_now_plus_the_delay_normalised(void **state)
+{
+    struct timespec now, ts;
+    (void)state;
+    for (uint64_t ns = 0; ns < 3000000000u; ns += 999999937u) {
+        int64_t diff;
+        clock_gettime(CLOCK_REALTIME, &now);
+        wr_abstime(&ts, ns);
+        assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+        diff = (int64_t)(ts.tv_sec - now.tv_sec) * 1000000000 + (ts.tv_nsec - now.tv_nsec);
+        assert_true(diff >= (int64_t)ns);
+        assert_true(diff < (int64_t)ns + 1000000000); /* a generous bound: a busy machine */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_monotonic_never_goes_back),
         cmocka_unit_test(test_sleep_lasts_at_least_the_request),
         cmocka_unit_test(test_wall_ms_matches_time),
+        cmocka_unit_test(test_abstime_is_now_plus_the_delay_normalised),
     };
     return cmocka_run_group_tests_name("wr_clock", tests, NULL, NULL);
 }

@@ -17,6 +17,30 @@ static inline void lgt_tmpdir(char *dst, size_t cap)
         abort();
 }
 
+/* The scratch root of the current test (one per executable). */
+static inline char *lgt_root(void)
+{
+    static char root[4096];
+    return root;
+}
+
+static inline void lgt_rmrf(const char *dir);
+
+/* cmocka fixtures: a fresh lgt_root() per test, removed afterwards. */
+static inline int lgt_setup(void **state)
+{
+    (void)state;
+    lgt_tmpdir(lgt_root(), 4096);
+    return 0;
+}
+
+static inline int lgt_teardown(void **state)
+{
+    (void)state;
+    lgt_rmrf(lgt_root());
+    return 0;
+}
+
 static inline void lgt_rmrf(const char *dir)
 {
     char cmd[4200];

@@ -14,22 +14,6 @@
 #define NKEYS 50
 #define NRECS 3000
 
-static char root[4096];
-
-static int setup(void **state)
-{
-    (void)state;
-    lgt_tmpdir(root, sizeof(root));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    lgt_rmrf(root);
-    return 0;
-}
-
 typedef struct model {
     uint64_t last_off[NKEYS]; /* UINT64_MAX: never written */
     bool tomb[NKEYS];
@@ -41,7 +25,7 @@ static lg_topic *open_t(const char *name)
     lg_open_opts o = {0};
     lg_topic *t;
     o.no_cleaner = true;
-    assert_int_equal(lg_topic_open(root, name, &o, &t), WR_OK);
+    assert_int_equal(lg_topic_open(lgt_root(), name, &o, &t), WR_OK);
     return t;
 }
 
@@ -53,7 +37,7 @@ static lg_topic *fill(const char *name, const char *tomb_ms, model *m, unsigned 
     assert_int_equal(lg_config_set(&c, "segment.bytes=8192"), WR_OK);
     assert_int_equal(lg_config_set(&c, tomb_ms), WR_OK);
     assert_int_equal(lg_config_set(&c, "fsync=never"), WR_OK);
-    assert_int_equal(lg_topic_create(root, name, &c), WR_OK);
+    assert_int_equal(lg_topic_create(lgt_root(), name, &c), WR_OK);
     lg_topic *t = open_t(name);
     srand(seed);
     for (int k = 0; k < NKEYS; k++)
@@ -179,7 +163,7 @@ static void test_crash_mid_compaction_loses_nothing(void **state)
     (void)state;
     lg_topic_close(t);
     /* Crash before the swap: a finished .cleaned copy lies beside the old segment. */
-    snprintf(seg, sizeof(seg), "%s", lgt_segpath(root, "c3", 0, 0, ".log"));
+    snprintf(seg, sizeof(seg), "%s", lgt_segpath(lgt_root(), "c3", 0, 0, ".log"));
     snprintf(saved, sizeof(saved), "%s.orig", seg);
     copy_file(seg, saved);
     t = open_t("c3");
@@ -191,7 +175,7 @@ static void test_crash_mid_compaction_loses_nothing(void **state)
     unlink(saved);
     {
         char marker[4400];
-        snprintf(marker, sizeof(marker), "%s/c3/00000/CLEAN", root);
+        snprintf(marker, sizeof(marker), "%s/c3/00000/CLEAN", lgt_root());
         unlink(marker); /* and an unclean stop */
     }
     t = open_t("c3");
@@ -200,7 +184,7 @@ static void test_crash_mid_compaction_loses_nothing(void **state)
     /* Crash after the swap, before the new indexes: the stale index is rebuilt. */
     assert_int_equal(lg_topic_compact(t), WR_OK);
     lg_topic_close(t);
-    copy_file(lgt_segpath(root, "c3", 0, 0, ".idx"), saved);
+    copy_file(lgt_segpath(lgt_root(), "c3", 0, 0, ".idx"), saved);
     t = open_t("c3");
     lg_topic_close(t);
     t = open_t("c3");
@@ -234,10 +218,13 @@ static void test_appends_continue_during_compaction(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_compaction_keeps_latest_per_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tombstones_drop_after_delay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_mid_compaction_loses_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_appends_continue_during_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_keeps_latest_per_key, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_tombstones_drop_after_delay, lgt_setup, lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_mid_compaction_loses_nothing, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_appends_continue_during_compaction, lgt_setup,
+                                        lgt_teardown),
     };
     return cmocka_run_group_tests_name("lg_compact", tests, NULL, NULL);
 }

@@ -10,22 +10,6 @@
 
 #include "lg_testutil.h"
 
-static char root[4096];
-
-static int setup(void **state)
-{
-    (void)state;
-    lgt_tmpdir(root, sizeof(root));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    lgt_rmrf(root);
-    return 0;
-}
-
 static lg_topic *mk(const char *name, const char *const *settings)
 {
     lg_config c;
@@ -34,9 +18,9 @@ static lg_topic *mk(const char *name, const char *const *settings)
     lg_config_default(&c);
     for (; settings && *settings; settings++)
         assert_int_equal(lg_config_set(&c, *settings), WR_OK);
-    assert_int_equal(lg_topic_create(root, name, &c), WR_OK);
+    assert_int_equal(lg_topic_create(lgt_root(), name, &c), WR_OK);
     o.no_cleaner = true;
-    assert_int_equal(lg_topic_open(root, name, &o, &t), WR_OK);
+    assert_int_equal(lg_topic_open(lgt_root(), name, &o, &t), WR_OK);
     return t;
 }
 
@@ -45,7 +29,7 @@ static lg_topic *reopen(lg_topic *t, const char *name)
     lg_open_opts o = {0};
     lg_topic_close(t);
     o.no_cleaner = true;
-    assert_int_equal(lg_topic_open(root, name, &o, &t), WR_OK);
+    assert_int_equal(lg_topic_open(lgt_root(), name, &o, &t), WR_OK);
     return t;
 }
 
@@ -339,10 +323,10 @@ static void test_second_writer_is_busy_readonly_reads(void **state)
     lg_reader *rd;
     (void)state;
     put_n(t, 0, 0, 10);
-    assert_int_equal(lg_topic_open(root, "lock", NULL, &t2), WR_ERR_BUSY);
+    assert_int_equal(lg_topic_open(lgt_root(), "lock", NULL, &t2), WR_ERR_BUSY);
     assert_non_null(strstr(wr_errmsg(), "another process"));
     o.readonly = true;
-    if (lg_topic_open(root, "lock", &o, &ro) != WR_OK)
+    if (lg_topic_open(lgt_root(), "lock", &o, &ro) != WR_OK)
         fail_msg("%s", wr_errmsg());
     assert_int_equal(lgt_put(ro, 0, "k", "v", NULL), WR_ERR_INVAL);
     {
@@ -382,10 +366,10 @@ static void test_config_and_name_errors(void **state)
     assert_non_null(strstr(wr_errmsg(), "unknown setting 'bogus'"));
     assert_int_equal(lg_config_set(&c, "noequals"), WR_ERR_INVAL);
     lg_config_default(&c);
-    assert_int_equal(lg_topic_create(root, "../evil", &c), WR_ERR_INVAL);
-    assert_int_equal(lg_topic_create(root, "dup", &c), WR_OK);
-    assert_int_equal(lg_topic_create(root, "dup", &c), WR_ERR_EXISTS);
-    assert_int_equal(lg_topic_open(root, "missing", NULL, &t), WR_ERR_NOTFOUND);
+    assert_int_equal(lg_topic_create(lgt_root(), "../evil", &c), WR_ERR_INVAL);
+    assert_int_equal(lg_topic_create(lgt_root(), "dup", &c), WR_OK);
+    assert_int_equal(lg_topic_create(lgt_root(), "dup", &c), WR_ERR_EXISTS);
+    assert_int_equal(lg_topic_open(lgt_root(), "missing", NULL, &t), WR_ERR_NOTFOUND);
     assert_non_null(strstr(wr_errmsg(), "not found"));
 }
 
@@ -396,10 +380,10 @@ static void test_damaged_topic_meta_is_corrupt(void **state)
     char path[4300];
     (void)state;
     lg_config_default(&c);
-    assert_int_equal(lg_topic_create(root, "meta", &c), WR_OK);
-    snprintf(path, sizeof(path), "%s/meta/topic.meta", root);
+    assert_int_equal(lg_topic_create(lgt_root(), "meta", &c), WR_OK);
+    snprintf(path, sizeof(path), "%s/meta/topic.meta", lgt_root());
     lgt_flip(path, 20);
-    assert_int_equal(lg_topic_open(root, "meta", NULL, &t), WR_ERR_CORRUPT);
+    assert_int_equal(lg_topic_open(lgt_root(), "meta", NULL, &t), WR_ERR_CORRUPT);
     assert_non_null(strstr(wr_errmsg(), "topic.meta"));
 }
 
@@ -416,20 +400,24 @@ static void test_compacted_topic_needs_keys(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_append_read_roll_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batches_zstd_headers_partitions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_from_time_and_latest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_from_time_with_unordered_timestamps, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_segments_roll_by_age_also_across_restarts, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_follow_waits_for_new_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_groups_are_durable_and_pin_retention, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retention_by_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_second_writer_is_busy_readonly_reads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_config_and_name_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_damaged_topic_meta_is_corrupt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_compacted_topic_needs_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_read_roll_restart, lgt_setup, lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_batches_zstd_headers_partitions, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_read_from_time_and_latest, lgt_setup, lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_read_from_time_with_unordered_timestamps, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_segments_roll_by_age_also_across_restarts, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_follow_waits_for_new_data, lgt_setup, lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_groups_are_durable_and_pin_retention, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_retention_by_time, lgt_setup, lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_second_writer_is_busy_readonly_reads, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_config_and_name_errors, lgt_setup, lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_topic_meta_is_corrupt, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_compacted_topic_needs_keys, lgt_setup, lgt_teardown),
     };
     return cmocka_run_group_tests_name("lg_log", tests, NULL, NULL);
 }

@@ -22,8 +22,6 @@
 #define PARTS     2
 #define BATCHES   250 /* per appender */
 
-static char root[4096];
-
 typedef struct ackrec {
     uint32_t part, cnt;
     uint64_t offset, id0;
@@ -207,11 +205,11 @@ static void run(const char *name, bool compact, bool interval)
     } else {
         cfg.retention_ms = 0; /* everything is old: only the pin holds it */
     }
-    assert_int_equal(lg_topic_create(root, name, &cfg), WR_OK);
+    assert_int_equal(lg_topic_create(lgt_root(), name, &cfg), WR_OK);
     memset(&sh, 0, sizeof(sh));
     pthread_mutex_init(&sh.err_mu, NULL);
     sh.compact = compact;
-    assert_int_equal(lg_topic_open(root, name, &o, &sh.t), WR_OK); /* cleaner thread on too */
+    assert_int_equal(lg_topic_open(lgt_root(), name, &o, &sh.t), WR_OK); /* cleaner thread on too */
     if (!compact)
         for (uint32_t p = 0; p < PARTS; p++)
             assert_int_equal(lg_pin_set(sh.t, "followers", p, 0), WR_OK);
@@ -338,33 +336,19 @@ static void test_followers_see_every_ack_during_compaction_interval(void **state
     run("cmp_interval", true, true);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    lgt_tmpdir(root, sizeof(root));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    lgt_rmrf(root);
-    return 0;
-}
-
 int main(void)
 {
     if (getenv("WEIR_LOG") == NULL)
         wr_log_set_level(WR_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_followers_see_every_ack_during_retention_always, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_followers_see_every_ack_during_retention_always,
+                                        lgt_setup, lgt_teardown),
         cmocka_unit_test_setup_teardown(test_followers_see_every_ack_during_retention_interval,
-                                        setup, teardown),
+                                        lgt_setup, lgt_teardown),
         cmocka_unit_test_setup_teardown(test_followers_see_every_ack_during_compaction_always,
-                                        setup, teardown),
+                                        lgt_setup, lgt_teardown),
         cmocka_unit_test_setup_teardown(test_followers_see_every_ack_during_compaction_interval,
-                                        setup, teardown),
+                                        lgt_setup, lgt_teardown),
     };
     return cmocka_run_group_tests_name("lg_concurrency", tests, NULL, NULL);
 }

@@ -11,7 +11,8 @@
  * answered as a duplicate with the offsets where it is, never stored twice. The topic is
  * reused for 10 iterations (so children recover from each other's crashes), then replaced.
  *
- * WEIR_CRASH_ITERS (default: $WEIR_CRASH_ITERS_DEFAULT, else 20) sets the iterations, WEIR_SEED the seed (printed). */
+ * WEIR_CRASH_ITERS (default: $WEIR_CRASH_ITERS_DEFAULT, else 20) sets the iterations, WEIR_SEED the
+ * seed (printed). */
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -30,7 +31,6 @@
 #define GENERATION 10
 #define PID_BASE   100
 
-static char root[4096];
 static uint64_t seed;
 static int iter;
 static uint64_t retries_dup, retries_new, max_segments;
@@ -161,7 +161,7 @@ static void child_main(void *arg, int fd)
     pthread_t th[THREADS];
     lg_topic *t;
 
-    if (lg_topic_open(root, c->name, NULL, &t) != WR_OK) {
+    if (lg_topic_open(lgt_root(), c->name, NULL, &t) != WR_OK) {
         lgf_child_say(fd, "E open %.300s\n", wr_errmsg());
         for (;;)
             pause();
@@ -282,7 +282,7 @@ static void verify(const char *name, run *r)
     bool retried = false;
 
     o.no_cleaner = true;
-    CHECK(lg_topic_open(root, name, &o, &t) == WR_OK, "reopen: %s", wr_errmsg());
+    CHECK(lg_topic_open(lgt_root(), name, &o, &t) == WR_OK, "reopen: %s", wr_errmsg());
     scan(t, &seen);
     for (size_t i = 0; i < r->acked.cap; i++) {
         const loc *a = &r->acked.e[i], *s;
@@ -369,7 +369,7 @@ static void test_sigkill_loses_no_acknowledged_record(void **state)
             lg_config cfg;
             if (name[0]) { /* keep the disk small: the old generation was checked */
                 char dir[4096 + 80];
-                snprintf(dir, sizeof(dir), "%s/%s", root, name);
+                snprintf(dir, sizeof(dir), "%s/%s", lgt_root(), name);
                 lgt_rmrf(dir);
             }
             snprintf(name, sizeof(name), "crash%d", iter / GENERATION);
@@ -377,7 +377,7 @@ static void test_sigkill_loses_no_acknowledged_record(void **state)
             cfg.partitions = PARTS;
             cfg.fsync = LG_FSYNC_ALWAYS;
             cfg.segment_bytes = 64 << 10;
-            CHECK(lg_topic_create(root, name, &cfg) == WR_OK, "create: %s", wr_errmsg());
+            CHECK(lg_topic_create(lgt_root(), name, &cfg) == WR_OK, "create: %s", wr_errmsg());
             total_acks += r.acks;
             map_clear(&r.acked);
             memset(&r, 0, sizeof(r));
@@ -403,26 +403,13 @@ static void test_sigkill_loses_no_acknowledged_record(void **state)
     CHECK(iters == 0 || total_acks > 0, "no append was ever acknowledged");
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    lgt_tmpdir(root, sizeof(root));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    lgt_rmrf(root);
-    return 0;
-}
-
 int main(void)
 {
     if (getenv("WEIR_LOG") == NULL) /* every recovery warns about its torn tail */
         wr_log_set_level(WR_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sigkill_loses_no_acknowledged_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_loses_no_acknowledged_record, lgt_setup,
+                                        lgt_teardown),
     };
     return cmocka_run_group_tests_name("lg_crash", tests, NULL, NULL);
 }

@@ -13,29 +13,13 @@
 #include "lg_faultio.h"
 #include "lgf_util.h"
 
-static char root[4096];
-
-static int setup(void **state)
-{
-    (void)state;
-    lgt_tmpdir(root, sizeof(root));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    lgt_rmrf(root);
-    return 0;
-}
-
 static void mk_topic(const char *name, const char *const *settings)
 {
     lg_config c;
     lg_config_default(&c);
     for (; settings && *settings; settings++)
         assert_int_equal(lg_config_set(&c, *settings), WR_OK);
-    assert_int_equal(lg_topic_create(root, name, &c), WR_OK);
+    assert_int_equal(lg_topic_create(lgt_root(), name, &c), WR_OK);
 }
 
 static lg_topic *open_topic(const char *name, const lg_io *io, uint64_t max_inflight)
@@ -45,7 +29,7 @@ static lg_topic *open_topic(const char *name, const lg_io *io, uint64_t max_infl
     o.no_cleaner = true;
     o.io = io;
     o.max_inflight_bytes = max_inflight;
-    if (lg_topic_open(root, name, &o, &t) != WR_OK)
+    if (lg_topic_open(lgt_root(), name, &o, &t) != WR_OK)
         fail_msg("open %s: %s", name, wr_errmsg());
     return t;
 }
@@ -53,14 +37,14 @@ static lg_topic *open_topic(const char *name, const lg_io *io, uint64_t max_infl
 static char *topic_dir(const char *name)
 {
     static char path[4400];
-    snprintf(path, sizeof(path), "%s/%s", root, name);
+    snprintf(path, sizeof(path), "%s/%s", lgt_root(), name);
     return path;
 }
 
 static char *part_file(const char *name, uint32_t part, const char *file)
 {
     static char path[4400];
-    snprintf(path, sizeof(path), "%s/%s/%05u/%s", root, name, part, file);
+    snprintf(path, sizeof(path), "%s/%s/%05u/%s", lgt_root(), name, part, file);
     return path;
 }
 
@@ -422,7 +406,7 @@ static void test_torn_tail_at_every_byte_of_the_last_batch(void **state)
             ids[b * PER + i] = 10 * b + 1 + i;
     }
     lg_topic_close(t);
-    snprintf(pristine, sizeof(pristine), "%s/pristine", root);
+    snprintf(pristine, sizeof(pristine), "%s/pristine", lgt_root());
     lgf_copy_dir(topic_dir("torn"), pristine);
     snprintf(seg, sizeof(seg), "%s", part_file("torn", 0, "00000000000000000000.log"));
     nb = lgf_batch_positions(seg, pos, K + 2);
@@ -539,7 +523,7 @@ static void test_bit_flip_in_sealed_segment_is_corrupt(void **state)
     snprintf(idx, sizeof(idx), "%s", part_file("flip", 0, "00000000000000000000.idx"));
     assert_int_equal(unlink(idx), 0);
     o.no_cleaner = true;
-    st = lg_topic_open(root, "flip", &o, &t);
+    st = lg_topic_open(lgt_root(), "flip", &o, &t);
     assert_int_equal(st, WR_ERR_CORRUPT);
     assert_null(t);
     assert_non_null(strstr(wr_errmsg(), "topic flip partition 0"));
@@ -579,7 +563,7 @@ static void test_bit_flip_mid_active_segment_is_corrupt_not_torn(void **state)
         lgt_flip(seg, at);
         assert_int_equal(unlink(part_file("aflip", 0, "CLEAN")), 0); /* unclean stop */
         o.no_cleaner = true;
-        st = lg_topic_open(root, "aflip", &o, &t);
+        st = lg_topic_open(lgt_root(), "aflip", &o, &t);
         assert_int_equal(st, WR_ERR_CORRUPT);
         snprintf(off, sizeof(off), "byte %" PRIu64, pos[3]);
         assert_non_null(strstr(wr_errmsg(), "topic aflip partition 0"));
@@ -711,7 +695,7 @@ static void child_fill(void *arg, int fd)
     lg_topic *t;
     lg_ack ack;
     o.no_cleaner = true;
-    if (lg_topic_open(root, a->name, &o, &t) != WR_OK)
+    if (lg_topic_open(lgt_root(), a->name, &o, &t) != WR_OK)
         _exit(6);
     for (uint64_t i = 0; i < a->cnt; i += 8) {
         if (lgf_put(t, 0, a->from + i, 8, &ack) != WR_OK)
@@ -799,7 +783,7 @@ static void child_produce(void *arg, int fd)
     lgf_batch fb;
     lg_ack ack;
     o.no_cleaner = true;
-    if (lg_topic_open(root, a->name, &o, &t) != WR_OK)
+    if (lg_topic_open(lgt_root(), a->name, &o, &t) != WR_OK)
         _exit(6);
     if (lg_append(t, 0, pbatch(&fb, 10, 10, 0, 10), &ack) != WR_OK || ack.duplicate)
         _exit(7);
@@ -874,21 +858,25 @@ int main(void)
         wr_log_set_level(WR_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_failed_write_or_sync_is_sticky_and_keeps_every_ack,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_sync_fails_the_whole_round, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_power_cut_keeps_every_synced_ack, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_blocked_sync_gives_backpressure_not_memory, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_torn_tail_at_every_byte_of_the_last_batch, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bit_flip_in_sealed_segment_is_corrupt, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bit_flip_mid_active_segment_is_corrupt_not_torn, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_damaged_or_missing_index_files_are_rebuilt, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_clean_restart_does_not_rescan, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idempotent_retry_across_restarts, setup, teardown),
+                                        lgt_setup, lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_sync_fails_the_whole_round, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_power_cut_keeps_every_synced_ack, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_blocked_sync_gives_backpressure_not_memory, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_at_every_byte_of_the_last_batch, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_bit_flip_in_sealed_segment_is_corrupt, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_bit_flip_mid_active_segment_is_corrupt_not_torn,
+                                        lgt_setup, lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_or_missing_index_files_are_rebuilt, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_clean_restart_does_not_rescan, lgt_setup,
+                                        lgt_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotent_retry_across_restarts, lgt_setup,
+                                        lgt_teardown),
     };
     return cmocka_run_group_tests_name("lg_fault", tests, NULL, NULL);
 }
