@@ -92,6 +92,7 @@ typedef struct lg_seg {
     _Atomic int64_t max_ts;
     int64_t created_ms; /* for rolling by age */
     int fd;             /* owned */
+    int dfd;            /* O_DIRECT descriptor for appends to the active segment, or -1 (owned) */
     bool sealed;
     bool dirty_sync; /* written since the last fdatasync (interval policy) */
     char path[4096];
@@ -106,7 +107,14 @@ typedef struct lg_seg {
 } lg_seg;
 
 struct lg_part;
+#define LG_DIO_ALIGN 4096u
 WR_MUST_CHECK wr_status lg_seg_create(struct lg_part *p, uint64_t base, lg_seg **out);
+/* Open the O_DIRECT append descriptor of an active segment (s->dfd stays -1 when the file
+ * system refuses O_DIRECT, or $WEIR_NO_DIRECT is set: appends then go through the page cache). */
+void lg_seg_open_direct(lg_seg *s, const lg_io *io);
+/* Seal-time tidy-up of a segment written with O_DIRECT: cut the zero padding of the last
+ * block (ftruncate to the data size), fsync, close the direct descriptor. */
+WR_MUST_CHECK wr_status lg_seg_end_direct(lg_seg *s, const lg_io *io);
 void lg_seg_ref(lg_seg *s);
 void lg_seg_unref(lg_seg *s, const lg_io *io);
 /* Record an index entry for a batch at @pos (caller holds part->mu or owns the segment). */
@@ -213,6 +221,12 @@ typedef struct lg_part {
     lg_prodtab wprods; /* state of the batches written so far (writer thread only) */
     uint64_t last_sync_ns;
     uint64_t last_snap_off; /* newest producer snapshot (writer thread) */
+    /* Direct I/O staging (writer thread): the active segment's last partial 4 KiB block
+     * followed by the bytes of the current write, padded to a whole block. */
+    uint8_t *dbuf_raw, *dbuf; /* owned; dbuf is dbuf_raw aligned to LG_DIO_ALIGN */
+    size_t dbuf_cap;
+    uint64_t dtail_blk; /* file offset of dbuf[0] */
+    bool dtail_ok;      /* dbuf holds the bytes [dtail_blk, wsize) of the active segment */
     /* Cleaner (compacted topics). */
     lg_cleaner_state cleaner;
     uint64_t cleaned_offset, cleaner_runs, cleaner_in, cleaner_out;
@@ -257,6 +271,7 @@ struct lg_topic {
     pthread_cond_t maint_cv;
     bool maint_stop;
     pthread_mutex_t compact_mu; /* one compaction per topic at a time */
+    uint64_t dio_min;           /* writes of at least this many bytes use O_DIRECT */
 };
 
 WR_MUST_CHECK wr_status lg_writer_start(lg_topic *t);

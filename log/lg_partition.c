@@ -287,6 +287,8 @@ wr_status lg_part_open(lg_topic *t, uint32_t id, lg_part **out)
         goto err;
     if (t->cfg.cleanup == LG_CLEANUP_COMPACT)
         p->cleaned_offset = lg_cleaner_ckpt_load(p);
+    if (!t->opts.readonly)
+        lg_seg_open_direct(p->segs[p->seg_cnt - 1], t->io);
     p->last_sync_ns = wr_now_ns();
     *out = p;
     return WR_OK;
@@ -313,7 +315,8 @@ void lg_part_close(lg_part *p, bool clean)
         char path[4200];
         int fd;
         wr_status st = WR_ERR_IO;
-        if (io->fsync(io->ctx, a->fd) == 0 && lg_seg_write_indexes(a, io) == WR_OK &&
+        if (lg_seg_end_direct(a, io) == WR_OK && io->fsync(io->ctx, a->fd) == 0 &&
+            lg_seg_write_indexes(a, io) == WR_OK &&
             lg_prodtab_save(&p->prods, p->dir, p->next_offset) == WR_OK) {
             snprintf(path, sizeof(path), "%s/CLEAN", p->dir);
             if ((fd = io->open(io->ctx, path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) >= 0) {
@@ -330,6 +333,7 @@ void lg_part_close(lg_part *p, bool clean)
     for (size_t i = 0; i < p->seg_cnt; i++)
         lg_seg_unref(p->segs[i], io);
     wr_free(p->segs);
+    wr_free(p->dbuf_raw);
     pq_fini(&p->pend);
     pq_fini(&p->work);
     lg_prodtab_fini(&p->prods);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "lg_int.h"
 
@@ -33,6 +34,7 @@ wr_status lg_seg_create(lg_part *p, uint64_t base, lg_seg **out)
     atomic_store(&s->refs, 1);
     atomic_store(&s->max_ts, INT64_MIN);
     s->fd = -1;
+    s->dfd = -1;
     s->created_ms = wr_wall_ms();
     lg_seg_name(name, sizeof(name), base, ".log");
     if (wr_path(s->path, sizeof(s->path), "%s/%s", p->dir, name) != WR_OK) {
@@ -54,9 +56,38 @@ void lg_seg_unref(lg_seg *s, const lg_io *io)
         return;
     if (s->fd >= 0)
         io->close(io->ctx, s->fd);
+    if (s->dfd >= 0)
+        io->close(io->ctx, s->dfd);
     wr_free(s->idx);
     wr_free(s->tim);
     wr_free(s);
+}
+
+void lg_seg_open_direct(lg_seg *s, const lg_io *io)
+{
+    const char *no = getenv("WEIR_NO_DIRECT");
+    int fd;
+    if (s->dfd >= 0 || (no && *no && strcmp(no, "0") != 0))
+        return;
+    if ((fd = io->open(io->ctx, s->path, O_WRONLY | O_DIRECT, 0)) < 0) {
+        WR_LOGD("%s: O_DIRECT refused (%s); appends go through the page cache", s->path,
+                strerror(-fd));
+        return;
+    }
+    s->dfd = fd;
+}
+
+wr_status lg_seg_end_direct(lg_seg *s, const lg_io *io)
+{
+    int rc;
+    if (s->dfd < 0)
+        return WR_OK;
+    io->close(io->ctx, s->dfd);
+    s->dfd = -1;
+    if ((rc = io->ftruncate(io->ctx, s->fd, s->wsize)) < 0 || (rc = io->fsync(io->ctx, s->fd)) < 0)
+        return wr_err(wr_status_from_errno(-rc), "%s: cannot cut the block padding: %s", s->path,
+                      strerror(-rc));
+    return WR_OK;
 }
 
 wr_status lg_seg_read(const lg_seg *s, const lg_io *io, void *buf, size_t len, uint64_t off,

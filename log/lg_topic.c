@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -187,6 +188,10 @@ wr_status lg_topic_open(const char *root, const char *name, const lg_open_opts *
     if (t->opts.max_inflight_bytes == 0)
         t->opts.max_inflight_bytes = 64ull << 20;
     t->io = t->opts.io ? t->opts.io : lg_io_default();
+    {
+        const char *e = getenv("WEIR_DIO_MIN");
+        t->dio_min = e && *e ? strtoull(e, NULL, 10) : (128u << 10);
+    }
     snprintf(t->root, sizeof(t->root), "%s", root);
     snprintf(t->name, sizeof(t->name), "%s", name);
     if ((st = wr_path(t->dir, sizeof(t->dir), "%s/%s", root, name)) != WR_OK)

@@ -29,7 +29,9 @@ typedef struct lg_span { /* one partition's share of a write pass */
     lg_part *p;
     size_t from, to; /* entries of p->work covered */
     bool roll;
-    size_t op; /* index into the ops array, SIZE_MAX if none */
+    bool direct;    /* the op writes p->dbuf through the O_DIRECT descriptor */
+    uint64_t bytes; /* data bytes in the op (without the block prefix and padding) */
+    size_t op;      /* index into the ops array, SIZE_MAX if none */
 } lg_span;
 
 typedef struct lg_writer_st {
@@ -287,6 +289,8 @@ static wr_status roll(lg_part *p, uint64_t new_base)
     int fd;
 
     /* The old segment's bytes were fdatasync'ed by the pass that decided to roll. */
+    WR_TRY(lg_seg_end_direct(old, io));
+    p->dtail_ok = false;
     WR_TRY(lg_seg_write_indexes(old, io));
     lg_prodtab_expire(&p->wprods, wr_wall_ms() - p->t->cfg.producer_expiration_ms);
     WR_TRY(lg_prodtab_save(&p->wprods, p->dir, new_base));
@@ -300,6 +304,7 @@ static wr_status roll(lg_part *p, uint64_t new_base)
         return st;
     }
     s->fd = fd;
+    lg_seg_open_direct(s, io);
     if (io->fsync_dir(io->ctx, p->dir) < 0) {
         lg_seg_unref(s, io);
         return wr_err(WR_ERR_IO, "%s: fsync of the directory failed", p->dir);
@@ -323,6 +328,65 @@ static wr_status roll(lg_part *p, uint64_t new_base)
 }
 
 /* Plan one write for @p from entry w->wi[k]: as many entries as fit the active segment. */
+/* Direct I/O: O_DIRECT writes skip the page-cache copy, which on these VMs costs more than
+ * the disk (fresh page-cache memory faults in the hypervisor). They must be whole aligned
+ * blocks, so each write rewrites the segment's last partial block: dbuf holds it, then the
+ * new bytes, then zeros to the block end. The file may thus end in padding; the padding is
+ * cut at seal and close, and after a crash recovery truncates it like any torn tail.
+ * Small writes stay in the page cache: an O_DIRECT write that extends the file costs ext4 a
+ * journal commit of its own, on top of the fdatasync (W2, 64 appenders of 100 B: 114k/s
+ * buffered, 52k/s direct), while big ones gain (W1, 100 B records: 7.2 M/s direct, 3.0 M/s
+ * buffered). Mixing is safe: the kernel writes back and drops cached pages of a range before
+ * a direct write to it, and the tail block is re-read from the page cache.
+ * Returns false (use the page cache for this write) when not possible or not worth it. */
+/* The threshold is lg_topic.dio_min: 128 KiB, or $WEIR_DIO_MIN (tests use 0: always). */
+static bool dio_stage(lg_part *p, lg_seg *a, const uint8_t *src, size_t bytes, lg_io_op *op)
+{
+    const lg_io *io = p->t->io;
+    uint64_t blk = a->wsize & ~(uint64_t)(LG_DIO_ALIGN - 1);
+    size_t pre = (size_t)(a->wsize - blk), total = pre + bytes;
+    size_t padded = (total + LG_DIO_ALIGN - 1) & ~(size_t)(LG_DIO_ALIGN - 1);
+
+    if (a->dfd < 0 || bytes == 0 || bytes < p->t->dio_min)
+        return false;
+    if (padded > p->dbuf_cap) {
+        size_t cap = padded > 2 * p->dbuf_cap ? padded : 2 * p->dbuf_cap;
+        uint8_t *raw = wr_malloc(cap + LG_DIO_ALIGN), *al;
+        if (raw == NULL)
+            return false;
+        al = (uint8_t *)(((uintptr_t)raw + LG_DIO_ALIGN - 1) & ~(uintptr_t)(LG_DIO_ALIGN - 1));
+        if (p->dtail_ok && pre)
+            memcpy(al, p->dbuf, pre);
+        wr_free(p->dbuf_raw);
+        p->dbuf_raw = raw;
+        p->dbuf = al;
+        p->dbuf_cap = cap;
+    }
+    if (!p->dtail_ok || p->dtail_blk != blk) {
+        if (pre && io->pread(io->ctx, a->fd, p->dbuf, pre, blk) != (int64_t)pre)
+            return false;
+        p->dtail_blk = blk;
+        p->dtail_ok = true;
+    }
+    memcpy(p->dbuf + pre, src, bytes);
+    memset(p->dbuf + total, 0, padded - total);
+    op->fd = a->dfd;
+    op->buf = p->dbuf;
+    op->len = padded;
+    op->off = blk;
+    return true;
+}
+
+/* After a direct write of [dtail_blk, new_wsize): keep the new last partial block. */
+static void dio_advance(lg_part *p, uint64_t new_wsize)
+{
+    uint64_t blk = new_wsize & ~(uint64_t)(LG_DIO_ALIGN - 1);
+    size_t keep = (size_t)(new_wsize - blk);
+    if (keep)
+        memmove(p->dbuf, p->dbuf + (blk - p->dtail_blk), keep);
+    p->dtail_blk = blk;
+}
+
 static void plan(lg_writer_st *w, size_t k, size_t *nops)
 {
     lg_part *p = w->parts[k];
@@ -336,6 +400,7 @@ static void plan(lg_writer_st *w, size_t k, size_t *nops)
     sp->p = p;
     sp->from = i;
     sp->roll = false;
+    sp->direct = false;
     sp->op = SIZE_MAX;
     for (; i < p->work.cnt; i++) {
         const lg_pent *e = &p->work.ents[i];
@@ -355,10 +420,17 @@ static void plan(lg_writer_st *w, size_t k, size_t *nops)
         size_t first = sp->from;
         while (first < sp->to && p->work.ents[first].len == 0)
             first++;
-        op->fd = a->fd;
-        op->buf = bytes ? p->work.buf.ptr + p->work.ents[first].off : NULL;
-        op->len = (size_t)bytes;
-        op->off = a->wsize;
+        const uint8_t *src = bytes ? p->work.buf.ptr + p->work.ents[first].off : NULL;
+        sp->direct = dio_stage(p, a, src, (size_t)bytes, op);
+        if (!sp->direct) {
+            if (a->dfd >= 0)
+                p->dtail_ok = false; /* the page cache gets these bytes: restage next time */
+            op->fd = a->fd;
+            op->buf = src;
+            op->len = (size_t)bytes;
+            op->off = a->wsize;
+        }
+        sp->bytes = bytes;
         op->sync = c->fsync == LG_FSYNC_ALWAYS || sp->roll;
         op->err = 0;
         sp->op = (*nops)++;
@@ -406,6 +478,8 @@ static void complete(lg_writer_st *w, size_t k)
                 st = WR_ERR_NOMEM;
         }
     }
+    if (sp->direct)
+        dio_advance(p, a->wsize);
     if (op && op->len) {
         atomic_store(&a->end, hw);
         atomic_store(&a->size, a->wsize);
@@ -465,6 +539,7 @@ static void round_run(lg_writer_st *w)
             w->spans[k].p = p;
             w->spans[k].from = w->spans[k].to = w->wi[k];
             w->spans[k].roll = false;
+            w->spans[k].direct = false;
             if (w->wi[k] >= p->work.cnt)
                 continue;
             if (atomic_load(&p->failed)) {

@@ -17,9 +17,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Old content of a range that an unsynced write overwrote: a crash puts it back. Needed
+ * since O_DIRECT appends rewrite the last partial block, so "durable" is not only a length. */
+typedef struct lgf_undo {
+    uint64_t off;
+    uint8_t *old; /* owned */
+    size_t len;   /* bytes that existed before the write */
+} lgf_undo;
+
 typedef struct lgf_file {
     char *path; /* owned; NULL once unlinked */
     int64_t written, durable;
+    lgf_undo *undo; /* owned; since the last successful sync, oldest first */
+    size_t undo_cnt, undo_cap;
 } lgf_file;
 
 struct lgf_io {
@@ -84,6 +94,8 @@ static size_t file_add(lgf_io *f, const char *path, int64_t size)
     if (f->files[f->file_cnt].path == NULL)
         abort();
     f->files[f->file_cnt].written = f->files[f->file_cnt].durable = size;
+    f->files[f->file_cnt].undo = NULL;
+    f->files[f->file_cnt].undo_cnt = f->files[f->file_cnt].undo_cap = 0;
     return f->file_cnt++;
 }
 
@@ -99,6 +111,41 @@ static void map_fd(lgf_io *f, int fd, size_t idx)
         f->fdmap_cap = ncap;
     }
     f->fdmap[fd] = (int)idx;
+}
+
+static void undo_clear(lgf_file *fl)
+{
+    for (size_t i = 0; i < fl->undo_cnt; i++)
+        free(fl->undo[i].old);
+    fl->undo_cnt = 0;
+}
+
+/* Remember what [off, off + len) of the file holds now, before a write replaces it. */
+static void undo_note(lgf_file *fl, uint64_t off, size_t len)
+{
+    int fd;
+    struct stat st;
+    lgf_undo *u;
+    if (fl->path == NULL || (fd = open(fl->path, O_RDONLY | O_CLOEXEC)) < 0)
+        return;
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > off) {
+        size_t n = (uint64_t)st.st_size - off < len ? (size_t)((uint64_t)st.st_size - off) : len;
+        if (fl->undo_cnt == fl->undo_cap) {
+            fl->undo_cap = fl->undo_cap ? fl->undo_cap * 2 : 8;
+            fl->undo = realloc(fl->undo, fl->undo_cap * sizeof(*fl->undo));
+            if (fl->undo == NULL)
+                abort();
+        }
+        u = &fl->undo[fl->undo_cnt];
+        u->off = off;
+        u->len = n;
+        u->old = xcalloc(n ? n : 1, 1);
+        if (pread(fd, u->old, n, (off_t)off) == (ssize_t)n)
+            fl->undo_cnt++;
+        else
+            free(u->old);
+    }
+    close(fd);
 }
 
 /* ---------------------------------------------------------------- the vtable */
@@ -149,6 +196,11 @@ static void f_submit(void *ctx, lg_io_op *ops, size_t n)
             f->failures++;
         }
     }
+    for (size_t i = 0; i < n; i++) {
+        lgf_file *fl = file_of_fd(f, run[i].fd);
+        if (fl && run[i].len > 0)
+            undo_note(fl, run[i].off, run[i].len);
+    }
     pthread_mutex_unlock(&f->mu);
 
     /* Ops left with nothing to do are not passed on. */
@@ -176,8 +228,10 @@ static void f_submit(void *ctx, lg_io_op *ops, size_t n)
         if (run[i].err == 0 && fl && run[i].len > 0 &&
             (int64_t)(run[i].off + run[i].len) > fl->written)
             fl->written = (int64_t)(run[i].off + run[i].len);
-        if (run[i].err == 0 && fl && run[i].sync)
+        if (run[i].err == 0 && fl && run[i].sync) {
             fl->durable = fl->written;
+            undo_clear(fl);
+        }
         ops[i].err = fate[i] != FATE_PASS ? ferr[i] : run[i].err;
     }
     pthread_mutex_unlock(&f->mu);
@@ -211,8 +265,10 @@ static int f_open(void *ctx, const char *path, int flags, unsigned mode)
         } else {
             idx = (size_t)(fl - f->files);
         }
-        if (flags & O_TRUNC)
+        if (flags & O_TRUNC) {
             f->files[idx].written = f->files[idx].durable = 0;
+            undo_clear(&f->files[idx]);
+        }
         map_fd(f, fd, idx);
     }
     pthread_mutex_unlock(&f->mu);
@@ -279,8 +335,10 @@ static int f_fsync(void *ctx, int fd)
     pthread_mutex_lock(&f->mu);
     {
         lgf_file *fl = file_of_fd(f, fd);
-        if (fl)
+        if (fl) {
             fl->durable = fl->written;
+            undo_clear(fl);
+        }
     }
     pthread_mutex_unlock(&f->mu);
     return 0;
@@ -369,8 +427,11 @@ void lgf_destroy(lgf_io *f)
 {
     if (f == NULL)
         return;
-    for (size_t i = 0; i < f->file_cnt; i++)
+    for (size_t i = 0; i < f->file_cnt; i++) {
+        undo_clear(&f->files[i]);
+        free(f->files[i].undo);
         free(f->files[i].path);
+    }
     free(f->files);
     free(f->fdmap);
     pthread_mutex_destroy(&f->mu);
@@ -495,6 +556,19 @@ uint64_t lgf_crash(lgf_io *f, lgf_crash_mode mode)
     uint64_t dropped = 0;
 
     pthread_mutex_lock(&f->mu);
+    /* Overwrites since the last sync are lost: put the old bytes back, newest first. */
+    for (size_t i = 0; i < f->file_cnt; i++) {
+        lgf_file *fl = &f->files[i];
+        int fd;
+        if (fl->path == NULL || fl->undo_cnt == 0 ||
+            (fd = open(fl->path, O_WRONLY | O_CLOEXEC)) < 0)
+            continue;
+        for (size_t k = fl->undo_cnt; k-- > 0;)
+            if (pwrite(fd, fl->undo[k].old, fl->undo[k].len, (off_t)fl->undo[k].off) !=
+                (ssize_t)fl->undo[k].len)
+                abort();
+        close(fd);
+    }
     for (size_t i = 0; i < f->file_cnt; i++) {
         lgf_file *fl = &f->files[i];
         struct stat st;
@@ -519,8 +593,11 @@ uint64_t lgf_crash(lgf_io *f, lgf_crash_mode mode)
             fclose(fp);
         }
     }
-    for (size_t i = 0; i < f->file_cnt; i++)
+    for (size_t i = 0; i < f->file_cnt; i++) {
+        undo_clear(&f->files[i]);
+        free(f->files[i].undo);
         free(f->files[i].path);
+    }
     f->file_cnt = 0;
     for (size_t i = 0; i < f->fdmap_cap; i++)
         f->fdmap[i] = -1;
