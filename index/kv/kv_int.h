@@ -1,0 +1,34 @@
+/* kv_int.h -- private declarations of the store core (index/kv/): write batches and the
+ * write-ahead log. The memtable (kv_mem.h) and the SST format (kv_sst.h) have their own. */
+#ifndef WEIR_KV_INT_H
+#define WEIR_KV_INT_H
+
+#include "kv.h"
+#include "kv_key.h"
+
+/* ---------------------------------------------------------------- write batches */
+typedef wr_status (*kv_batch_fn)(void *ctx, uint64_t seq, kv_type t, wr_bytes key, wr_bytes val);
+wr_bytes kv_batch_rep(const kv_batch *b); /* borrowed */
+void kv_batch_set_seq(kv_batch *b, uint64_t seq);
+/* Walk an encoded batch (from kv_batch_rep or a WAL record). WR_ERR_CORRUPT on bad bytes;
+ * stops at the first error @fn returns. */
+WR_MUST_CHECK wr_status kv_batch_iterate(wr_bytes rep, kv_batch_fn fn, void *ctx);
+
+/* ---------------------------------------------------------------- write-ahead log */
+typedef struct kv_wal kv_wal;
+/* Create "<dir>/<number>.wal" (it must not exist) for appending. */
+WR_MUST_CHECK wr_status kv_wal_create(const char *dir, uint64_t number, kv_wal **out);
+/* Append one record; with @sync, fdatasync before returning. On failure the WAL is FAILED:
+ * every later append fails too (sticky). */
+WR_MUST_CHECK wr_status kv_wal_append(kv_wal *w, wr_bytes payload, bool sync);
+WR_MUST_CHECK wr_status kv_wal_sync(kv_wal *w);
+uint64_t kv_wal_bytes(const kv_wal *w);
+void kv_wal_close(kv_wal *w); /* NULL is a no-op; does not sync */
+/* Replay a WAL file: @fn gets every complete record's payload in order. A torn tail (an
+ * incomplete or damaged last record with nothing valid after it) ends the replay quietly and
+ * is reported in *torn_at (UINT64_MAX if none); damage followed by valid records is
+ * WR_ERR_CORRUPT naming the file and byte offset. */
+typedef wr_status (*kv_wal_fn)(void *ctx, wr_bytes payload);
+WR_MUST_CHECK wr_status kv_wal_replay(const char *path, kv_wal_fn fn, void *ctx, uint64_t *torn_at);
+
+#endif

@@ -1,0 +1,172 @@
+/* kv_wal.c -- the store's optional write-ahead log (standalone mode; under the engine the
+ * event log is the WAL). A file "<number>.wal" is a sequence of records
+ * (docs/formats/kv-wal.md):
+ *
+ *   off size field
+ *     0    4 magic "WRKW"
+ *     4    4 payload length
+ *     8    8 XXH3-64 of bytes [0, 8) and of the payload (seeded chain: see record_sum)
+ *    16    . payload: one encoded write batch (kv_batch.c)
+ *
+ * Invariants: (1) records are contiguous from byte 0; (2) a record is acknowledged only
+ * after its bytes are written (and synced, when asked); (3) after a failed write or sync the
+ * WAL refuses every later append. Recovery stops at a torn tail, and refuses damage that
+ * valid records follow (it would be acknowledged data). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kv_int.h"
+
+#define KV_WAL_MAGIC 0x574b5257u /* "WRKW" */
+#define KV_WAL_HDR   16
+
+struct kv_wal {
+    int fd;
+    char path[4096];
+    uint64_t size;
+    bool failed;
+    wr_buf buf; /* header + payload of the record being written */
+};
+
+static uint64_t record_sum(const uint8_t *hdr8, const uint8_t *payload, size_t n)
+{
+    return wr_xxh3_seed(payload, n, wr_xxh3(hdr8, 8));
+}
+
+wr_status kv_wal_create(const char *dir, uint64_t number, kv_wal **out)
+{
+    kv_wal *w;
+    wr_status st;
+
+    *out = NULL;
+    if ((w = wr_calloc(1, sizeof(*w))) == NULL)
+        return WR_ERR_NOMEM;
+    if ((st = wr_path(w->path, sizeof(w->path), "%s/%06" PRIu64 ".wal", dir, number)) != WR_OK)
+        goto err;
+    if ((w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+        st = wr_err(wr_status_from_errno(errno), "%s: cannot create: %s", w->path, strerror(errno));
+        goto err;
+    }
+    if ((st = wr_fsync_dir(dir)) != WR_OK) {
+        close(w->fd);
+        unlink(w->path);
+        goto err;
+    }
+    *out = w;
+    return WR_OK;
+err:
+    wr_free(w);
+    return st;
+}
+
+wr_status kv_wal_append(kv_wal *w, wr_bytes payload, bool sync)
+{
+    uint8_t *h;
+    wr_status st;
+    int err = 0;
+
+    if (w->failed)
+        return wr_err(WR_ERR_FAILED, "%s: an earlier write or sync failed; reopen the store",
+                      w->path);
+    if (payload.len > UINT32_MAX)
+        return wr_err(WR_ERR_TOOBIG, "write batch of %zu bytes is too big for one WAL record",
+                      payload.len);
+    w->buf.len = 0;
+    if ((st = wr_buf_reserve(&w->buf, KV_WAL_HDR + payload.len)) != WR_OK)
+        return st;
+    h = w->buf.ptr;
+    wr_put32(h, KV_WAL_MAGIC);
+    wr_put32(h + 4, (uint32_t)payload.len);
+    wr_put64(h + 8, record_sum(h, payload.ptr, payload.len));
+    memcpy(h + KV_WAL_HDR, payload.ptr, payload.len);
+    w->buf.len = KV_WAL_HDR + payload.len;
+    st = wr_ring_pwrite_all(wr_ring_thread(), w->fd, w->buf.ptr, w->buf.len, w->size, sync, &err);
+    if (st != WR_OK) {
+        w->failed = true;
+        return wr_err(st, "%s: %s at byte %" PRIu64 " failed: %s", w->path,
+                      sync ? "write+fdatasync" : "write", w->size, strerror(err));
+    }
+    w->size += w->buf.len;
+    return WR_OK;
+}
+
+wr_status kv_wal_sync(kv_wal *w)
+{
+    if (w->failed)
+        return wr_err(WR_ERR_FAILED, "%s: an earlier write or sync failed", w->path);
+    if (fdatasync(w->fd) != 0) {
+        w->failed = true;
+        return wr_err(wr_status_from_errno(errno), "%s: fdatasync failed: %s", w->path,
+                      strerror(errno));
+    }
+    return WR_OK;
+}
+
+uint64_t kv_wal_bytes(const kv_wal *w)
+{
+    return w->size;
+}
+
+void kv_wal_close(kv_wal *w)
+{
+    if (w == NULL)
+        return;
+    close(w->fd);
+    wr_buf_fini(&w->buf);
+    wr_free(w);
+}
+
+/* Does a complete, valid record start anywhere in [from, n)? */
+static bool valid_after(const uint8_t *p, size_t n, size_t from)
+{
+    for (size_t at = from; at + KV_WAL_HDR <= n; at++) {
+        uint32_t len;
+        if (wr_get32(p + at) != KV_WAL_MAGIC)
+            continue;
+        len = wr_get32(p + at + 4);
+        if (len <= n - at - KV_WAL_HDR &&
+            record_sum(p + at, p + at + KV_WAL_HDR, len) == wr_get64(p + at + 8))
+            return true;
+    }
+    return false;
+}
+
+wr_status kv_wal_replay(const char *path, kv_wal_fn fn, void *ctx, uint64_t *torn_at)
+{
+    wr_buf b = {0};
+    wr_status st;
+    size_t pos = 0;
+
+    *torn_at = UINT64_MAX;
+    /* WAL files are bounded by the memtable size, so reading one whole is fine. */
+    if ((st = wr_file_read(path, &b)) != WR_OK)
+        return st;
+    while (pos < b.len) {
+        const uint8_t *h = b.ptr + pos;
+        uint32_t len;
+        if (b.len - pos < KV_WAL_HDR || wr_get32(h) != KV_WAL_MAGIC ||
+            (len = wr_get32(h + 4)) > b.len - pos - KV_WAL_HDR ||
+            record_sum(h, h + KV_WAL_HDR, len) != wr_get64(h + 8)) {
+            if (valid_after(b.ptr, b.len, pos + 1)) {
+                st = wr_err(WR_ERR_CORRUPT,
+                            "%s: damaged record at byte %zu, and valid records follow it; the "
+                            "WAL cannot be replayed past it",
+                            path, pos);
+                goto out;
+            }
+            *torn_at = pos; /* a write the crash cut short: never acknowledged */
+            break;
+        }
+        if ((st = fn(ctx, wr_bytes_of(h + KV_WAL_HDR, len))) != WR_OK)
+            goto out;
+        pos += KV_WAL_HDR + len;
+    }
+    st = WR_OK;
+out:
+    wr_buf_fini(&b);
+    return st;
+}
