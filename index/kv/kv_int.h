@@ -14,7 +14,11 @@ void kv_batch_set_seq(kv_batch *b, uint64_t seq);
  * stops at the first error @fn returns. */
 WR_MUST_CHECK wr_status kv_batch_iterate(wr_bytes rep, kv_batch_fn fn, void *ctx);
 
-/* ---------------------------------------------------------------- write-ahead log */
+/* ---------------------------------------------------------------- record files */
+/* The WAL and the MANIFEST share one framing: magic, length, checksum, payload
+ * (docs/formats/kv-wal.md); only the magic differs. */
+#define KV_WAL_MAGIC      0x574b5257u /* "WRKW" */
+#define KV_MANIFEST_MAGIC 0x4d4b5257u /* "WRKM" */
 typedef struct kv_wal kv_wal;
 /* Create "<dir>/<number>.wal" (it must not exist) for appending. */
 WR_MUST_CHECK wr_status kv_wal_create(const char *dir, uint64_t number, kv_wal **out);
@@ -30,5 +34,10 @@ void kv_wal_close(kv_wal *w); /* NULL is a no-op; does not sync */
  * WR_ERR_CORRUPT naming the file and byte offset. */
 typedef wr_status (*kv_wal_fn)(void *ctx, wr_bytes payload);
 WR_MUST_CHECK wr_status kv_wal_replay(const char *path, kv_wal_fn fn, void *ctx, uint64_t *torn_at);
+/* The same for any record file: @path is created in @dir (which is fsynced). */
+WR_MUST_CHECK wr_status kv_recfile_create(const char *dir, const char *path, uint32_t magic,
+                                          kv_wal **out);
+WR_MUST_CHECK wr_status kv_recfile_replay(const char *path, uint32_t magic, kv_wal_fn fn, void *ctx,
+                                          uint64_t *torn_at);
 
 #endif

@@ -21,10 +21,10 @@
 
 #include "kv_int.h"
 
-#define KV_WAL_MAGIC 0x574b5257u /* "WRKW" */
-#define KV_WAL_HDR   16
+#define KV_WAL_HDR 16
 
 struct kv_wal {
+    uint32_t magic;
     int fd;
     char path[4096];
     uint64_t size;
@@ -39,13 +39,21 @@ static uint64_t record_sum(const uint8_t *hdr8, const uint8_t *payload, size_t n
 
 wr_status kv_wal_create(const char *dir, uint64_t number, kv_wal **out)
 {
+    char path[4096];
+    WR_TRY(wr_path(path, sizeof(path), "%s/%06" PRIu64 ".wal", dir, number));
+    return kv_recfile_create(dir, path, KV_WAL_MAGIC, out);
+}
+
+wr_status kv_recfile_create(const char *dir, const char *path, uint32_t magic, kv_wal **out)
+{
     kv_wal *w;
     wr_status st;
 
     *out = NULL;
     if ((w = wr_calloc(1, sizeof(*w))) == NULL)
         return WR_ERR_NOMEM;
-    if ((st = wr_path(w->path, sizeof(w->path), "%s/%06" PRIu64 ".wal", dir, number)) != WR_OK)
+    w->magic = magic;
+    if ((st = wr_path(w->path, sizeof(w->path), "%s", path)) != WR_OK)
         goto err;
     if ((w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
         st = wr_err(wr_status_from_errno(errno), "%s: cannot create: %s", w->path, strerror(errno));
@@ -79,7 +87,7 @@ wr_status kv_wal_append(kv_wal *w, wr_bytes payload, bool sync)
     if ((st = wr_buf_reserve(&w->buf, KV_WAL_HDR + payload.len)) != WR_OK)
         return st;
     h = w->buf.ptr;
-    wr_put32(h, KV_WAL_MAGIC);
+    wr_put32(h, w->magic);
     wr_put32(h + 4, (uint32_t)payload.len);
     wr_put64(h + 8, record_sum(h, payload.ptr, payload.len));
     memcpy(h + KV_WAL_HDR, payload.ptr, payload.len);
@@ -121,11 +129,11 @@ void kv_wal_close(kv_wal *w)
 }
 
 /* Does a complete, valid record start anywhere in [from, n)? */
-static bool valid_after(const uint8_t *p, size_t n, size_t from)
+static bool valid_after(const uint8_t *p, size_t n, size_t from, uint32_t magic)
 {
     for (size_t at = from; at + KV_WAL_HDR <= n; at++) {
         uint32_t len;
-        if (wr_get32(p + at) != KV_WAL_MAGIC)
+        if (wr_get32(p + at) != magic)
             continue;
         len = wr_get32(p + at + 4);
         if (len <= n - at - KV_WAL_HDR &&
@@ -136,6 +144,12 @@ static bool valid_after(const uint8_t *p, size_t n, size_t from)
 }
 
 wr_status kv_wal_replay(const char *path, kv_wal_fn fn, void *ctx, uint64_t *torn_at)
+{
+    return kv_recfile_replay(path, KV_WAL_MAGIC, fn, ctx, torn_at);
+}
+
+wr_status kv_recfile_replay(const char *path, uint32_t magic, kv_wal_fn fn, void *ctx,
+                            uint64_t *torn_at)
 {
     wr_buf b = {0};
     wr_status st;
@@ -148,10 +162,10 @@ wr_status kv_wal_replay(const char *path, kv_wal_fn fn, void *ctx, uint64_t *tor
     while (pos < b.len) {
         const uint8_t *h = b.ptr + pos;
         uint32_t len;
-        if (b.len - pos < KV_WAL_HDR || wr_get32(h) != KV_WAL_MAGIC ||
+        if (b.len - pos < KV_WAL_HDR || wr_get32(h) != magic ||
             (len = wr_get32(h + 4)) > b.len - pos - KV_WAL_HDR ||
             record_sum(h, h + KV_WAL_HDR, len) != wr_get64(h + 8)) {
-            if (valid_after(b.ptr, b.len, pos + 1)) {
+            if (valid_after(b.ptr, b.len, pos + 1, magic)) {
                 st = wr_err(WR_ERR_CORRUPT,
                             "%s: damaged record at byte %zu, and valid records follow it; the "
                             "WAL cannot be replayed past it",
