@@ -67,6 +67,7 @@ struct wr_ring {
     uint32_t *cq;       /* owned: completed user slots, circular, depth entries */
     unsigned cq_head, cq_cnt;
     uint64_t n_submitted, n_completed, n_reaped;
+    pid_t pid; /* the process that created it: a forked child must not touch it */
 };
 
 /* ------------------------------------------------------------------ probing */
@@ -111,6 +112,7 @@ wr_status wr_ring_init(unsigned depth, wr_ring **out)
     if ((r = wr_calloc(1, sizeof(*r))) == NULL)
         return wr_err(WR_ERR_NOMEM, "wr_ring_init: out of memory for the ring");
     r->depth = depth;
+    r->pid = getpid();
     if ((r->ops = wr_calloc(depth, sizeof(*r->ops))) == NULL)
         goto err_free_ring;
     if ((r->sq = wr_calloc(depth, sizeof(*r->sq))) == NULL)
@@ -187,8 +189,14 @@ wr_ring *wr_ring_thread(void)
     wr_ring *r;
 
     pthread_once(&wr_ring_key_once, wr_ring_key_init);
-    if ((r = pthread_getspecific(wr_ring_key)) != NULL)
-        return r;
+    if ((r = pthread_getspecific(wr_ring_key)) != NULL) {
+        if (r->pid == getpid())
+            return r;
+        /* A forked child inherited its parent's ring: the submission and completion queues
+         * are memory shared with the parent, so using (or even tearing down) them here would
+         * corrupt the parent's ring. Leak the inherited copy and start a ring of our own. */
+        pthread_setspecific(wr_ring_key, NULL);
+    }
     if (wr_ring_init(WR_RING_THREAD_DEP, &r) != WR_OK)
         return NULL;
     if (pthread_setspecific(wr_ring_key, r) != 0) {

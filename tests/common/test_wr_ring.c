@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -290,10 +291,44 @@ static void test_thread_ring_is_per_thread_and_stable(void **state)
     assert_true(theirs != mine);
 }
 
+/* A forked child must not use (and so corrupt) the ring it inherited: its shared queues are
+ * the parent's. The child gets a ring of its own and the parent's keeps working. */
+static void test_forked_child_gets_its_own_ring(void **state)
+{
+    char path[] = "/tmp/test_wr_ring_fork.XXXXXX";
+    int fd = mkstemp(path), status;
+    wr_ring *mine = wr_ring_thread();
+    pid_t pid;
+    char buf[8];
+    (void)state;
+    assert_true(fd >= 0);
+    assert_non_null(mine);
+    assert_int_equal(wr_ring_pwrite_all(mine, fd, "parent1", 7, 0, true, NULL), WR_OK);
+    pid = fork();
+    if (pid == 0) {
+        wr_ring *r = wr_ring_thread();
+        for (int i = 0; i < 50; i++) /* enough ops to wrap a shared queue if it were shared */
+            if (r == NULL || r == mine ||
+                wr_ring_pwrite_all(r, fd, "child!!", 7, 7, false, NULL) != WR_OK)
+                _exit(1);
+        _exit(0);
+    }
+    assert_true(pid > 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(wr_ring_pwrite_all(mine, fd, "parent2", 7, 14, true, NULL), WR_OK);
+    assert_int_equal(pread(fd, buf, 7, 14), 7);
+    assert_memory_equal(buf, "parent2", 7);
+    close(fd);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mode_matches_request, setup, teardown),
+        cmocka_unit_test(test_forked_child_gets_its_own_ring),
         cmocka_unit_test_setup_teardown(test_write_linked_fdatasync_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_tagged_ops_each_reaped_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_full_returns_again, setup, teardown),
