@@ -17,7 +17,12 @@
  *  (4) a damaged file is an error naming it (WR_ERR_CORRUPT), never a crash or a wrong answer.
  *
  * Threading: a kv_db is shared by any number of threads. Writes are serialised internally;
- * reads (get, iterators, snapshots) never wait for writes. An iterator belongs to one thread. */
+ * reads (get, iterators, snapshots) never wait for writes. An iterator belongs to one thread.
+ *
+ * Status (issue 4 is in progress): implemented are open/recovery, writes and batches, the
+ * WAL, kv_get at the latest state, flush, the applied offset, stats. Declared here but not
+ * yet implemented (no definitions exist, so nothing can call them by mistake): snapshots,
+ * iterators, multi-get, compaction, checkpoints, verify. */
 #ifndef WEIR_KV_H
 #define WEIR_KV_H
 

@@ -1,0 +1,782 @@
+/* kv_db.c -- the store: open and recovery, the write path, point reads, and the flush of
+ * full memtables to level-0 SSTs by a background thread.
+ *
+ * Files in a store directory: LOCK (flock), CURRENT + MANIFEST-<n> (kv_version.c),
+ * <n>.sst (kv_sst.c), <n>.wal (kv_wal.c; only with a WAL). All numbers come from one counter
+ * (next_file), so a number names one file forever.
+ *
+ * Open (state machine):
+ *   LOCK      take LOCK (WR_ERR_BUSY if another process holds it)
+ *   MANIFEST  recover the version and counters, or start an empty store
+ *   WAL       replay every WAL numbered >= the manifest's WAL number into a memtable, in
+ *             order; flush that memtable to level 0 (so replayed data never depends on the
+ *             old WALs again), then start a new MANIFEST and a new WAL
+ *   CLEAN     delete files no version references: old WALs, old MANIFESTs, orphan SSTs
+ *   RUN       start the background thread
+ *
+ * Write path (writers serialised by wmu): room check (a full memtable becomes immutable;
+ * when one is still being flushed, the writer waits: a stall, counted in stats), sequence
+ * numbers, WAL append (fdatasync under KV_WAL_ALWAYS), memtable insert, then the new last
+ * sequence is published (release store). Readers take the published sequence (acquire), so
+ * they never see half a batch.
+ *
+ * Flush (background thread): imm -> SST <n>.sst -> version edit (add file on level 0, WAL
+ * number of the live memtable, applied offset recorded when imm was sealed) logged to the
+ * MANIFEST -> new version installed -> imm dropped, its WAL deleted.
+ *
+ * Not yet here (issue 4 continues): compaction, iterators, snapshots, multi-get, the block
+ * and table caches, checkpoints, verify. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kv_mem.h"
+#include "kv_sst.h"
+#include "kv_version.h"
+
+typedef struct kv_table { /* the table cache: open SSTs by number */
+    uint64_t number;
+    kv_sst *t; /* owned */
+} kv_table;
+
+struct kv_db {
+    char dir[4096];
+    kv_options o;
+    int lock_fd;
+    pthread_mutex_t mu;  /* mem, imm, cur, tables, counters, bg state */
+    pthread_cond_t cv;   /* background work finished, or there is some */
+    pthread_mutex_t wmu; /* serialises writers */
+    kv_mem *mem, *imm;   /* refs */
+    uint64_t imm_applied;
+    kv_wal *wal; /* NULL without a WAL */
+    uint64_t wal_number, imm_wal_number;
+    kv_manifest *man;
+    uint64_t manifest_number;
+    kv_version *cur; /* ref */
+    uint64_t next_file;
+    _Atomic uint64_t seq; /* last published sequence */
+    uint64_t applied, manifest_applied;
+    kv_table *tables;
+    size_t table_cnt, table_cap;
+    pthread_t bg;
+    bool bg_started, stop;
+    wr_status bg_err;
+    char bg_error[160];
+    uint64_t last_wal_sync_ns;
+    wr_buf scratch; /* the batch being written (writer only) */
+    kv_stats st;
+};
+
+void kv_options_default(kv_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->create_if_missing = true;
+    o->wal = KV_WAL_OFF;
+    o->wal_interval_ms = 100;
+    o->memtable_bytes = 64u << 20;
+    o->block_bytes = 4096;
+    o->bloom_bits_per_key = 10;
+    o->block_cache_bytes = 64u << 20;
+    o->max_open_files = 1000;
+    o->l0_compaction_trigger = 4;
+    o->l0_slowdown_writes = 20;
+    o->l0_stop_writes = 36;
+    o->l1_bytes = 256ull << 20;
+    o->sst_bytes = 64ull << 20;
+    o->background_threads = 2;
+    o->max_key_bytes = KV_KEY_MAX;
+    o->max_value_bytes = KV_VALUE_MAX;
+}
+
+static void file_path(const kv_db *db, char *dst, size_t cap, uint64_t number, const char *ext)
+{
+    snprintf(dst, cap, "%s/%06" PRIu64 ".%s", db->dir, number, ext);
+}
+
+/* ---------------------------------------------------------------- table cache */
+
+/* The open table for file @number (opened on first use). Caller holds db->mu. */
+static wr_status table_get(kv_db *db, uint64_t number, kv_sst **out)
+{
+    char path[4200];
+    kv_sst *t;
+    for (size_t i = 0; i < db->table_cnt; i++)
+        if (db->tables[i].number == number) {
+            *out = db->tables[i].t;
+            return WR_OK;
+        }
+    file_path(db, path, sizeof(path), number, "sst");
+    WR_TRY(kv_sst_open(path, &t));
+    if (db->table_cnt == db->table_cap) {
+        size_t ncap = db->table_cap ? db->table_cap * 2 : 64;
+        kv_table *n = wr_realloc(db->tables, ncap * sizeof(*n));
+        if (n == NULL) {
+            kv_sst_close(t);
+            return WR_ERR_NOMEM;
+        }
+        db->tables = n;
+        db->table_cap = ncap;
+    }
+    db->tables[db->table_cnt].number = number;
+    db->tables[db->table_cnt++].t = t;
+    *out = t;
+    return WR_OK;
+}
+
+/* ---------------------------------------------------------------- flush */
+
+/* Write @m as SST number @number; *out gets its metadata (NULL when @m is empty). */
+static wr_status write_sst(kv_db *db, kv_mem *m, uint64_t number, kv_fmeta **out)
+{
+    char path[4200];
+    kv_sst_opts so;
+    kv_sst_builder *b;
+    kv_sst_props props;
+    kv_mem_iter it;
+    uint64_t len;
+    wr_status st = WR_OK;
+
+    *out = NULL;
+    if (kv_mem_count(m) == 0)
+        return WR_OK;
+    kv_sst_opts_init(&so);
+    so.block_size = (uint32_t)db->o.block_bytes;
+    so.bloom_bits_per_key = db->o.bloom_bits_per_key;
+    so.compression = db->o.compress ? KV_COMP_ZSTD : KV_COMP_NONE;
+    file_path(db, path, sizeof(path), number, "sst");
+    WR_TRY(kv_sst_builder_open(path, &so, &b));
+    kv_mem_iter_init(&it, m);
+    for (kv_mem_iter_seek_first(&it); kv_mem_iter_valid(&it) && st == WR_OK; kv_mem_iter_next(&it))
+        st = kv_sst_builder_add(b, kv_mem_iter_key(&it), kv_mem_iter_value(&it));
+    kv_mem_iter_fini(&it);
+    if (st != WR_OK) {
+        kv_sst_builder_abandon(b);
+        return st;
+    }
+    memset(&props, 0, sizeof(props));
+    WR_TRY(kv_sst_builder_finish(b, &props, &len));
+    st = wr_fsync_dir(db->dir);
+    if (st == WR_OK)
+        st = kv_fmeta_create(number, len, wr_bytes_of(props.smallest.ptr, props.smallest.len),
+                             wr_bytes_of(props.largest.ptr, props.largest.len), out);
+    if (st == WR_OK) {
+        (*out)->min_seq = props.min_seq;
+        (*out)->max_seq = props.max_seq;
+        (*out)->entries = props.entry_cnt;
+        (*out)->tombstones = props.del_cnt;
+        db->st.bytes_written += len;
+        db->st.flushes++;
+    }
+    kv_sst_props_fini(&props);
+    return st;
+}
+
+/* Log @e (plus counters) and install the resulting version. Caller holds db->mu. */
+static wr_status log_and_apply(kv_db *db, kv_edit *e)
+{
+    kv_version *nv;
+    e->has_next_file = e->has_last_seq = true;
+    e->next_file = db->next_file;
+    e->last_seq = atomic_load(&db->seq);
+    WR_TRY(kv_version_apply(db->cur, e, &nv));
+    if (db->man) {
+        wr_status st = kv_manifest_log(db->man, e);
+        if (st != WR_OK) {
+            kv_version_unref(nv);
+            return st;
+        }
+    }
+    kv_version_unref(db->cur);
+    db->cur = nv;
+    return WR_OK;
+}
+
+/* Flush db->imm. Called by the background thread with db->mu held; drops it while writing. */
+static wr_status flush_imm(kv_db *db)
+{
+    kv_mem *m = db->imm;
+    uint64_t number = db->next_file++, old_wal = db->imm_wal_number;
+    kv_fmeta *f = NULL;
+    kv_edit e;
+    wr_status st;
+    char path[4200];
+
+    pthread_mutex_unlock(&db->mu);
+    st = write_sst(db, m, number, &f);
+    pthread_mutex_lock(&db->mu);
+    if (st != WR_OK)
+        return st;
+    kv_edit_init(&e);
+    if (f && (st = kv_edit_add_file(&e, 0, f)) != WR_OK)
+        goto out;
+    e.has_log_number = true;
+    e.log_number = db->wal_number; /* the memtable that stays lives in this WAL */
+    e.has_applied = true;
+    e.applied = db->imm_applied;
+    if ((st = log_and_apply(db, &e)) != WR_OK)
+        goto out;
+    db->manifest_applied = db->imm_applied;
+    kv_mem_unref(db->imm);
+    db->imm = NULL;
+    if (old_wal && old_wal != db->wal_number) {
+        file_path(db, path, sizeof(path), old_wal, "wal");
+        unlink(path);
+    }
+out:
+    kv_edit_fini(&e);
+    kv_fmeta_unref(f);
+    return st;
+}
+
+static void *bg_main(void *arg)
+{
+    kv_db *db = arg;
+    pthread_mutex_lock(&db->mu);
+    for (;;) {
+        while (!db->stop && (db->imm == NULL || db->bg_err != WR_OK))
+            pthread_cond_wait(&db->cv, &db->mu);
+        if (db->imm == NULL || db->bg_err != WR_OK)
+            break; /* stopping with nothing (more) to do */
+        if ((db->bg_err = flush_imm(db)) != WR_OK) {
+            snprintf(db->bg_error, sizeof(db->bg_error), "flush: %s", wr_errmsg());
+            WR_LOGE("%s: background %s; writes are refused until the store is reopened", db->dir,
+                    db->bg_error);
+        }
+        pthread_cond_broadcast(&db->cv);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return NULL;
+}
+
+static wr_status bg_status(kv_db *db)
+{
+    return wr_err(WR_ERR_FAILED, "%s: %s", db->dir, db->bg_error);
+}
+
+/* Seal the memtable (mem -> imm) and start a new one (and a new WAL). Caller holds db->mu
+ * and wmu; imm must be NULL. */
+static wr_status seal_mem(kv_db *db)
+{
+    kv_mem *nm;
+    kv_wal *nw = NULL;
+    uint64_t wn = 0;
+
+    WR_TRY(kv_mem_create(0, &nm));
+    if (db->o.wal != KV_WAL_OFF) {
+        wn = db->next_file++;
+        if (kv_wal_create(db->dir, wn, &nw) != WR_OK) {
+            kv_mem_unref(nm);
+            return WR_ERR_IO;
+        }
+        if (db->wal && db->o.wal != KV_WAL_NEVER)
+            WR_IGNORE(kv_wal_sync(db->wal)); /* the old one is replayed if this fails */
+        kv_wal_close(db->wal);
+        db->wal = nw;
+    }
+    db->imm = db->mem;
+    db->imm_wal_number = db->wal_number;
+    db->imm_applied = db->applied;
+    db->wal_number = wn;
+    db->mem = nm;
+    pthread_cond_broadcast(&db->cv);
+    return WR_OK;
+}
+
+/* Make room for a write: seal a full memtable; wait while the previous one is flushing. */
+static wr_status make_room(kv_db *db, bool force)
+{
+    wr_status st = WR_OK;
+    pthread_mutex_lock(&db->mu);
+    while (st == WR_OK) {
+        if (db->bg_err != WR_OK) {
+            st = bg_status(db);
+            break;
+        }
+        if (!force && kv_mem_usage(db->mem) < db->o.memtable_bytes)
+            break;
+        if (db->imm != NULL) { /* flush behind: stall until it finishes */
+            uint64_t t0 = wr_now_ns();
+            db->st.stall_count++;
+            pthread_cond_wait(&db->cv, &db->mu);
+            db->st.stall_us += (wr_now_ns() - t0) / 1000;
+            continue;
+        }
+        if (force && kv_mem_count(db->mem) == 0)
+            break;
+        st = seal_mem(db);
+        break;
+    }
+    pthread_mutex_unlock(&db->mu);
+    return st;
+}
+
+/* ---------------------------------------------------------------- writes */
+
+static wr_status mem_apply(void *ctx, uint64_t seq, kv_type t, wr_bytes key, wr_bytes val)
+{
+    return kv_mem_add(ctx, seq, t, key, val);
+}
+
+static wr_status check_limits(void *ctx, uint64_t seq, kv_type t, wr_bytes key, wr_bytes val)
+{
+    const kv_db *db = ctx;
+    (void)seq;
+    if (key.len > db->o.max_key_bytes)
+        return wr_err(WR_ERR_TOOBIG, "key of %zu bytes: this store's limit is %u", key.len,
+                      db->o.max_key_bytes);
+    if (t == KV_TYPE_PUT && val.len > db->o.max_value_bytes)
+        return wr_err(WR_ERR_TOOBIG, "value of %zu bytes: this store's limit is %u", val.len,
+                      db->o.max_value_bytes);
+    return WR_OK;
+}
+
+wr_status kv_write(kv_db *db, const kv_batch *b)
+{
+    wr_bytes rep = kv_batch_rep(b);
+    uint64_t base;
+    wr_status st;
+
+    if (kv_batch_count(b) == 0)
+        return WR_OK;
+    WR_TRY(kv_batch_iterate(rep, check_limits, db));
+    pthread_mutex_lock(&db->wmu);
+    if ((st = make_room(db, false)) != WR_OK)
+        goto out;
+    base = atomic_load(&db->seq) + 1;
+    db->scratch.len = 0;
+    if ((st = wr_buf_append(&db->scratch, rep.ptr, rep.len)) != WR_OK)
+        goto out;
+    wr_put64(db->scratch.ptr, base); /* kv_batch_set_seq on our copy */
+    if (db->wal) {
+        bool sync = db->o.wal == KV_WAL_ALWAYS;
+        if (db->o.wal == KV_WAL_INTERVAL &&
+            wr_now_ns() - db->last_wal_sync_ns >= (uint64_t)db->o.wal_interval_ms * 1000000u) {
+            sync = true;
+            db->last_wal_sync_ns = wr_now_ns();
+        }
+        if ((st = kv_wal_append(db->wal, wr_bytes_of(db->scratch.ptr, db->scratch.len), sync)) !=
+            WR_OK)
+            goto out;
+    }
+    /* The WAL has it: the memtable must take it too, or the store would lie after restart. */
+    if ((st = kv_batch_iterate(wr_bytes_of(db->scratch.ptr, db->scratch.len), mem_apply,
+                               db->mem)) != WR_OK) {
+        pthread_mutex_lock(&db->mu);
+        db->bg_err = st;
+        snprintf(db->bg_error, sizeof(db->bg_error), "memtable insert failed: %s", wr_errmsg());
+        pthread_mutex_unlock(&db->mu);
+        goto out;
+    }
+    db->st.user_bytes += rep.len;
+    atomic_store_explicit(&db->seq, base + kv_batch_count(b) - 1, memory_order_release);
+out:
+    pthread_mutex_unlock(&db->wmu);
+    return st;
+}
+
+wr_status kv_put(kv_db *db, wr_bytes key, wr_bytes val)
+{
+    kv_batch *b;
+    wr_status st;
+    WR_TRY(kv_batch_create(&b));
+    if ((st = kv_batch_put(b, key, val)) == WR_OK)
+        st = kv_write(db, b);
+    kv_batch_destroy(b);
+    return st;
+}
+
+wr_status kv_delete(kv_db *db, wr_bytes key)
+{
+    kv_batch *b;
+    wr_status st;
+    WR_TRY(kv_batch_create(&b));
+    if ((st = kv_batch_delete(b, key)) == WR_OK)
+        st = kv_write(db, b);
+    kv_batch_destroy(b);
+    return st;
+}
+
+/* ---------------------------------------------------------------- reads */
+
+static bool in_range(const kv_fmeta *f, wr_bytes ukey)
+{
+    return wr_bytes_cmp(ukey, kv_ikey_user(wr_bytes_of(f->smallest.ptr, f->smallest.len))) >= 0 &&
+           wr_bytes_cmp(ukey, kv_ikey_user(wr_bytes_of(f->largest.ptr, f->largest.len))) <= 0;
+}
+
+static wr_status sst_probe(kv_db *db, const kv_fmeta *f, wr_bytes key, uint64_t snap, wr_buf *val,
+                           kv_found *found)
+{
+    kv_sst *t;
+    wr_status st;
+    pthread_mutex_lock(&db->mu);
+    st = table_get(db, f->number, &t); /* tables stay open until the store closes */
+    pthread_mutex_unlock(&db->mu);
+    if (st != WR_OK)
+        return st;
+    return kv_sst_get(t, key, snap, val, found);
+}
+
+wr_status kv_get(kv_db *db, const kv_snapshot *snap, wr_bytes key, wr_buf *val)
+{
+    uint64_t seq = atomic_load_explicit(&db->seq, memory_order_acquire);
+    kv_mem *mem, *imm;
+    kv_version *v;
+    wr_bytes mv;
+    wr_status st = WR_ERR_NOTFOUND;
+    kv_mem_found mf = KV_MEM_MISS;
+    kv_found sf = KV_FOUND_NONE;
+
+    if (snap)
+        return wr_err(WR_ERR_UNSUPPORTED, "snapshots are not implemented yet");
+    pthread_mutex_lock(&db->mu);
+    mem = kv_mem_ref(db->mem);
+    imm = db->imm ? kv_mem_ref(db->imm) : NULL;
+    v = db->cur;
+    kv_version_ref(v);
+    pthread_mutex_unlock(&db->mu);
+
+    mf = kv_mem_get(mem, key, seq, &mv, NULL);
+    if (mf == KV_MEM_MISS && imm)
+        mf = kv_mem_get(imm, key, seq, &mv, NULL);
+    if (mf == KV_MEM_PUT) {
+        val->len = 0;
+        st = wr_buf_append(val, mv.ptr, mv.len);
+        goto out;
+    }
+    if (mf == KV_MEM_DEL)
+        goto out;
+    /* Level 0 newest first (files may overlap), then one file per deeper level. */
+    for (size_t i = v->cnt[0]; i-- > 0 && sf == KV_FOUND_NONE;)
+        if (in_range(v->files[0][i], key) &&
+            (st = sst_probe(db, v->files[0][i], key, seq, val, &sf)) != WR_OK)
+            goto out;
+    for (int l = 1; l < KV_LEVELS && sf == KV_FOUND_NONE; l++) {
+        size_t lo = 0, hi = v->cnt[l];
+        while (lo < hi) { /* first file whose largest user key >= key */
+            size_t mid = (lo + hi) / 2;
+            const kv_fmeta *f = v->files[l][mid];
+            if (wr_bytes_cmp(kv_ikey_user(wr_bytes_of(f->largest.ptr, f->largest.len)), key) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < v->cnt[l] && in_range(v->files[l][lo], key) &&
+            (st = sst_probe(db, v->files[l][lo], key, seq, val, &sf)) != WR_OK)
+            goto out;
+    }
+    st = sf == KV_FOUND_PUT ? WR_OK : WR_ERR_NOTFOUND;
+out:
+    kv_mem_unref(mem);
+    kv_mem_unref(imm);
+    kv_version_unref(v);
+    return st;
+}
+
+/* ---------------------------------------------------------------- engine mode */
+
+wr_status kv_set_applied(kv_db *db, uint64_t log_offset)
+{
+    pthread_mutex_lock(&db->wmu); /* ordered with the writes it describes */
+    pthread_mutex_lock(&db->mu);
+    db->applied = log_offset;
+    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->wmu);
+    return WR_OK;
+}
+
+uint64_t kv_applied(const kv_db *db)
+{
+    return db->manifest_applied;
+}
+
+wr_status kv_flush(kv_db *db)
+{
+    wr_status st;
+    pthread_mutex_lock(&db->wmu);
+    st = make_room(db, true);
+    pthread_mutex_unlock(&db->wmu);
+    if (st != WR_OK)
+        return st;
+    pthread_mutex_lock(&db->mu);
+    while (db->imm != NULL && db->bg_err == WR_OK)
+        pthread_cond_wait(&db->cv, &db->mu);
+    st = db->bg_err != WR_OK ? bg_status(db) : WR_OK;
+    pthread_mutex_unlock(&db->mu);
+    return st;
+}
+
+void kv_stats_get(kv_db *db, kv_stats *out)
+{
+    pthread_mutex_lock(&db->mu);
+    *out = db->st;
+    out->seq = atomic_load(&db->seq);
+    out->memtable_bytes = kv_mem_usage(db->mem);
+    out->imm_memtables = db->imm != NULL;
+    for (int l = 0; l < KV_LEVELS && l < 8; l++) {
+        out->files[l] = (uint32_t)db->cur->cnt[l];
+        out->level_bytes[l] = kv_version_level_bytes(db->cur, l);
+    }
+    snprintf(out->bg_error, sizeof(out->bg_error), "%s", db->bg_error);
+    pthread_mutex_unlock(&db->mu);
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+static wr_status take_lock(kv_db *db)
+{
+    char path[4200];
+    WR_TRY(wr_path(path, sizeof(path), "%s/LOCK", db->dir));
+    if ((db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+        return wr_err(wr_status_from_errno(errno), "%s: %s", path, strerror(errno));
+    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return wr_err(WR_ERR_BUSY, "store %s is open in another process (lock %s)", db->dir, path);
+    return WR_OK;
+}
+
+typedef struct wal_list {
+    uint64_t *n;
+    size_t cnt, cap;
+} wal_list;
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Files by kind: WALs >= @min_wal go to @wals (sorted); with @clean, files that no version
+ * needs are deleted (WALs below @min_wal, other MANIFESTs, SSTs not in db->cur, temps). */
+static wr_status scan_dir(kv_db *db, uint64_t min_wal, wal_list *wals, bool clean)
+{
+    DIR *d = opendir(db->dir);
+    struct dirent *de;
+    if (d == NULL)
+        return wr_err(WR_ERR_IO, "%s: cannot list: %s", db->dir, strerror(errno));
+    while ((de = readdir(d)) != NULL) {
+        char *end, path[4400];
+        uint64_t n = strtoull(de->d_name, &end, 10);
+        bool drop = false;
+        snprintf(path, sizeof(path), "%s/%s", db->dir, de->d_name);
+        if (end != de->d_name && strcmp(end, ".wal") == 0) {
+            if (n >= min_wal && wals) {
+                if (wals->cnt == wals->cap) {
+                    uint64_t *nn = wr_realloc(wals->n, (wals->cap = wals->cap * 2 + 8) * 8);
+                    if (nn == NULL) {
+                        closedir(d);
+                        return WR_ERR_NOMEM;
+                    }
+                    wals->n = nn;
+                }
+                wals->n[wals->cnt++] = n;
+            } else if (n < min_wal) {
+                drop = clean;
+            }
+        } else if (end != de->d_name && strcmp(end, ".sst") == 0 && clean) {
+            bool live = false;
+            for (int l = 0; l < KV_LEVELS && !live; l++)
+                for (size_t i = 0; i < db->cur->cnt[l] && !live; i++)
+                    live = db->cur->files[l][i]->number == n;
+            drop = !live;
+        } else if (strncmp(de->d_name, "MANIFEST-", 9) == 0 && clean) {
+            drop = strtoull(de->d_name + 9, NULL, 10) != db->manifest_number && db->man != NULL;
+        }
+        if (drop) {
+            WR_LOGI("%s: removing obsolete file", path);
+            unlink(path);
+        }
+    }
+    closedir(d);
+    if (wals && wals->cnt > 1)
+        qsort(wals->n, wals->cnt, sizeof(uint64_t), cmp_u64);
+    return WR_OK;
+}
+
+typedef struct replay_ctx {
+    kv_db *db;
+    uint64_t max_seq;
+} replay_ctx;
+
+static wr_status replay_apply(void *ctx, uint64_t seq, kv_type t, wr_bytes key, wr_bytes val)
+{
+    replay_ctx *c = ctx;
+    wr_status st = kv_mem_add(c->db->mem, seq, t, key, val);
+    if (st == WR_ERR_EXISTS) /* the same record twice (a retried append): harmless */
+        st = WR_OK;
+    if (seq > c->max_seq)
+        c->max_seq = seq;
+    return st;
+}
+
+static wr_status replay_record(void *ctx, wr_bytes payload)
+{
+    return kv_batch_iterate(payload, replay_apply, ctx);
+}
+
+static wr_status recover(kv_db *db)
+{
+    kv_manifest_state ms;
+    wal_list wals = {0};
+    replay_ctx rc = {db, 0};
+    wr_status st = kv_manifest_recover(db->dir, &ms);
+    uint64_t mnum;
+    kv_fmeta *f = NULL;
+
+    if (st == WR_ERR_NOTFOUND) {
+        if (!db->o.create_if_missing)
+            return wr_err(WR_ERR_NOTFOUND, "%s: no store here (no CURRENT file)", db->dir);
+        memset(&ms, 0, sizeof(ms));
+        WR_TRY(kv_version_create(&ms.version));
+        ms.next_file = 1;
+    } else if (st != WR_OK) {
+        return st;
+    } else if (db->o.error_if_exists) {
+        kv_manifest_state_fini(&ms);
+        return wr_err(WR_ERR_EXISTS, "%s: a store already exists here", db->dir);
+    }
+    db->cur = ms.version;
+    ms.version = NULL;
+    db->next_file = ms.next_file;
+    atomic_store(&db->seq, ms.last_seq);
+    db->applied = db->manifest_applied = ms.applied;
+
+    /* Replay the WALs the MANIFEST still needs, oldest first, then flush what they held. */
+    if ((st = kv_mem_create(0, &db->mem)) != WR_OK)
+        goto out;
+    if ((st = scan_dir(db, ms.log_number ? ms.log_number : 1, &wals, false)) != WR_OK)
+        goto out;
+    for (size_t i = 0; i < wals.cnt; i++) {
+        char path[4200];
+        uint64_t torn;
+        file_path(db, path, sizeof(path), wals.n[i], "wal");
+        if ((st = kv_wal_replay(path, replay_record, &rc, &torn)) != WR_OK)
+            goto out;
+        if (torn != UINT64_MAX)
+            WR_LOGW("%s: ignoring a torn last record at byte %" PRIu64
+                    " (a write that was never acknowledged)",
+                    path, torn);
+        if (wals.n[i] >= db->next_file)
+            db->next_file = wals.n[i] + 1;
+    }
+    if (rc.max_seq > atomic_load(&db->seq))
+        atomic_store(&db->seq, rc.max_seq);
+    mnum = db->next_file++;
+    if (kv_mem_count(db->mem) > 0) {
+        kv_edit e;
+        if ((st = write_sst(db, db->mem, db->next_file++, &f)) != WR_OK)
+            goto out;
+        kv_edit_init(&e);
+        st = kv_edit_add_file(&e, 0, f);
+        if (st == WR_OK)
+            st = log_and_apply(db, &e); /* no MANIFEST yet: just the in-memory version */
+        kv_edit_fini(&e);
+        if (st != WR_OK)
+            goto out;
+        kv_mem_unref(db->mem);
+        if ((st = kv_mem_create(0, &db->mem)) != WR_OK)
+            goto out;
+    }
+    if (db->o.wal != KV_WAL_OFF) {
+        db->wal_number = db->next_file++;
+        if ((st = kv_wal_create(db->dir, db->wal_number, &db->wal)) != WR_OK)
+            goto out;
+    }
+    ms.version = db->cur;
+    ms.next_file = db->next_file;
+    ms.last_seq = atomic_load(&db->seq);
+    ms.log_number = db->wal_number;
+    ms.applied = db->applied;
+    if ((st = kv_manifest_create(db->dir, mnum, &ms, &db->man)) != WR_OK)
+        goto out;
+    db->manifest_number = mnum;
+    st = scan_dir(db, db->wal_number ? db->wal_number : db->next_file, NULL, true);
+out:
+    ms.version = NULL;
+    kv_fmeta_unref(f);
+    wr_free(wals.n);
+    return st;
+}
+
+void kv_close(kv_db *db)
+{
+    if (db == NULL)
+        return;
+    if (db->bg_started) {
+        pthread_mutex_lock(&db->mu);
+        db->stop = true;
+        pthread_cond_broadcast(&db->cv);
+        pthread_mutex_unlock(&db->mu);
+        pthread_join(db->bg, NULL);
+    }
+    if (db->wal && db->o.wal != KV_WAL_NEVER)
+        WR_IGNORE(kv_wal_sync(db->wal));
+    kv_wal_close(db->wal);
+    kv_manifest_close(db->man);
+    kv_mem_unref(db->mem);
+    kv_mem_unref(db->imm);
+    kv_version_unref(db->cur);
+    for (size_t i = 0; i < db->table_cnt; i++)
+        kv_sst_close(db->tables[i].t);
+    wr_free(db->tables);
+    wr_buf_fini(&db->scratch);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd);
+    pthread_mutex_destroy(&db->mu);
+    pthread_mutex_destroy(&db->wmu);
+    pthread_cond_destroy(&db->cv);
+    wr_free(db);
+}
+
+wr_status kv_open(const char *dir, const kv_options *opts, kv_db **out)
+{
+    kv_db *db;
+    wr_status st;
+    struct stat stb;
+
+    *out = NULL;
+    if ((db = wr_calloc(1, sizeof(*db))) == NULL)
+        return WR_ERR_NOMEM;
+    db->lock_fd = -1;
+    pthread_mutex_init(&db->mu, NULL);
+    pthread_mutex_init(&db->wmu, NULL);
+    pthread_cond_init(&db->cv, NULL);
+    if (opts)
+        db->o = *opts;
+    else
+        kv_options_default(&db->o);
+    if (db->o.max_key_bytes == 0 || db->o.max_key_bytes > KV_KEY_MAX)
+        db->o.max_key_bytes = KV_KEY_MAX;
+    if (db->o.max_value_bytes == 0 || db->o.max_value_bytes > KV_VALUE_MAX)
+        db->o.max_value_bytes = KV_VALUE_MAX;
+    if (db->o.memtable_bytes < (64u << 10))
+        db->o.memtable_bytes = 64u << 10;
+    if ((st = wr_path(db->dir, sizeof(db->dir), "%s", dir)) != WR_OK)
+        goto err;
+    if (stat(dir, &stb) != 0) {
+        if (!db->o.create_if_missing) {
+            st = wr_err(WR_ERR_NOTFOUND, "%s: no store here", dir);
+            goto err;
+        }
+        if ((st = wr_mkdir_p(dir)) != WR_OK)
+            goto err;
+    }
+    if ((st = take_lock(db)) != WR_OK || (st = recover(db)) != WR_OK)
+        goto err;
+    if (pthread_create(&db->bg, NULL, bg_main, db) != 0) {
+        st = wr_err(WR_ERR_IO, "%s: cannot start the background thread", dir);
+        goto err;
+    }
+    db->bg_started = true;
+    *out = db;
+    return WR_OK;
+err:
+    kv_close(db);
+    return st;
+}
