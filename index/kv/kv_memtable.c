@@ -124,23 +124,12 @@ static kv_mem_node *kv_mem_find_ge(const kv_mem *m, wr_bytes ukey, uint64_t trai
     }
 }
 
-/* The last node < (ukey, trailer), or the head. */
+/* The last node < (ukey, trailer), or the head: the level-0 predecessor of the search. */
 static kv_mem_node *kv_mem_find_lt(const kv_mem *m, wr_bytes ukey, uint64_t trailer)
 {
-    kv_mem_node *x = m->head, *next, *larger = NULL;
-    int level = kv_mem_height(m) - 1;
-
-    for (;;) {
-        next = kv_next(x, level);
-        if (next != NULL && next != larger && kv_node_cmp(next, ukey, trailer) < 0) {
-            x = next;
-            continue;
-        }
-        larger = next;
-        if (level == 0)
-            return x;
-        level--;
-    }
+    kv_mem_node *prev[KV_MEM_MAX_HEIGHT];
+    kv_mem_find_ge(m, ukey, trailer, prev);
+    return prev[0];
 }
 
 /* The last node, or the head when empty. */
