@@ -270,7 +270,8 @@ echo "RocksDB: db_bench defaults otherwise (64 MiB write buffer, 8 MiB block cac
     "filter); seekrandom --seek_nexts=10; write amp = process write_bytes / (ops x 116 B)," \
     "incl. waitforcompaction; space amp = du / expected live keys x 116 B."
 echo "LevelDB: 4 MiB write buffer, 8 MiB block cache, Bloom ${LBLOOM:-0} bits/key; write amp" \
-    "after background work is quiet; space amp = du / exact live keys x 116 B."
+    "after background work is quiet; space amp = du / exact live keys x 116 B; RSS includes" \
+    "its mmap'ed table files (RocksDB reads with pread)."
 if [ -n "${KEEP_JSON:-}" ]; then
     cp "$WJ" "$KEEP_JSON.weir.jsonl"
     cp "$LJ" "$KEEP_JSON.leveldb.jsonl"
