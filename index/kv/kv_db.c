@@ -41,9 +41,11 @@
 #include "kv_sst.h"
 #include "kv_version.h"
 
-typedef struct kv_table { /* the table cache: open SSTs by number */
+typedef struct kv_table { /* the table cache: open SSTs by number (under db->mu) */
     uint64_t number;
     kv_sst *t; /* owned */
+    int refs;  /* readers using t outside db->mu */
+    bool dead; /* the file is obsolete: close when refs drops to 0 */
 } kv_table;
 
 struct kv_db {
@@ -63,14 +65,18 @@ struct kv_db {
     uint64_t next_file;
     _Atomic uint64_t seq; /* last published sequence */
     uint64_t applied, manifest_applied;
-    kv_table *tables;
+    kv_table **tables; /* owned */
     size_t table_cnt, table_cap;
+    pthread_mutex_t omu; /* obsolete file numbers, pushed by kv_fmeta on_free hooks */
+    uint64_t *obs;
+    size_t obs_cnt, obs_cap;
     pthread_t bg;
     bool bg_started, stop;
     wr_status bg_err;
     char bg_error[160];
     uint64_t last_wal_sync_ns;
-    wr_buf scratch; /* the batch being written (writer only) */
+    uint64_t rr[KV_LEVELS]; /* round-robin file choice per level for compaction */
+    wr_buf scratch;         /* the batch being written (writer only) */
     kv_stats st;
 };
 
@@ -102,21 +108,24 @@ static void file_path(const kv_db *db, char *dst, size_t cap, uint64_t number, c
 
 /* ---------------------------------------------------------------- table cache */
 
-/* The open table for file @number (opened on first use). Caller holds db->mu. */
-static wr_status table_get(kv_db *db, uint64_t number, kv_sst **out)
+/* The open table for file @number (opened on first use), with a reference the caller drops
+ * with table_put(). Caller holds db->mu. */
+static wr_status table_get(kv_db *db, uint64_t number, kv_table **out)
 {
     char path[4200];
     kv_sst *t;
+    kv_table *tb;
     for (size_t i = 0; i < db->table_cnt; i++)
-        if (db->tables[i].number == number) {
-            *out = db->tables[i].t;
+        if (db->tables[i]->number == number) {
+            db->tables[i]->refs++;
+            *out = db->tables[i];
             return WR_OK;
         }
     file_path(db, path, sizeof(path), number, "sst");
     WR_TRY(kv_sst_open(path, &t));
     if (db->table_cnt == db->table_cap) {
         size_t ncap = db->table_cap ? db->table_cap * 2 : 64;
-        kv_table *n = wr_realloc(db->tables, ncap * sizeof(*n));
+        kv_table **n = wr_realloc(db->tables, ncap * sizeof(*n));
         if (n == NULL) {
             kv_sst_close(t);
             return WR_ERR_NOMEM;
@@ -124,10 +133,74 @@ static wr_status table_get(kv_db *db, uint64_t number, kv_sst **out)
         db->tables = n;
         db->table_cap = ncap;
     }
-    db->tables[db->table_cnt].number = number;
-    db->tables[db->table_cnt++].t = t;
-    *out = t;
+    if ((tb = wr_calloc(1, sizeof(*tb))) == NULL) {
+        kv_sst_close(t);
+        return WR_ERR_NOMEM;
+    }
+    tb->number = number;
+    tb->t = t;
+    tb->refs = 1;
+    db->tables[db->table_cnt++] = tb;
+    *out = tb;
     return WR_OK;
+}
+
+static void table_free(kv_db *db, size_t i)
+{
+    kv_sst_close(db->tables[i]->t);
+    wr_free(db->tables[i]);
+    db->tables[i] = db->tables[--db->table_cnt];
+}
+
+/* Drop a reference from table_get(). Caller holds db->mu. */
+static void table_put(kv_db *db, kv_table *tb)
+{
+    if (--tb->refs > 0 || !tb->dead)
+        return;
+    for (size_t i = 0; i < db->table_cnt; i++)
+        if (db->tables[i] == tb) {
+            table_free(db, i);
+            return;
+        }
+}
+
+/* on_free hook of a compacted-away file: no version holds it any more. */
+static void file_obsolete(void *ctx, uint64_t number)
+{
+    kv_db *db = ctx;
+    pthread_mutex_lock(&db->omu);
+    if (db->obs_cnt == db->obs_cap) {
+        size_t ncap = db->obs_cap ? db->obs_cap * 2 : 32;
+        uint64_t *n = wr_realloc(db->obs, ncap * sizeof(*n));
+        if (n == NULL) { /* the file stays until the next open removes it */
+            pthread_mutex_unlock(&db->omu);
+            return;
+        }
+        db->obs = n;
+        db->obs_cap = ncap;
+    }
+    db->obs[db->obs_cnt++] = number;
+    pthread_mutex_unlock(&db->omu);
+}
+
+/* Close and delete the files no version needs. Caller holds db->mu. */
+static void drain_obsolete(kv_db *db)
+{
+    pthread_mutex_lock(&db->omu);
+    for (size_t k = 0; k < db->obs_cnt; k++) {
+        char path[4200];
+        for (size_t i = 0; i < db->table_cnt; i++)
+            if (db->tables[i]->number == db->obs[k]) {
+                db->tables[i]->dead = true;
+                if (db->tables[i]->refs == 0)
+                    table_free(db, i);
+                break;
+            }
+        file_path(db, path, sizeof(path), db->obs[k], "sst");
+        unlink(path); /* an open descriptor keeps the bytes for whoever still reads */
+    }
+    db->obs_cnt = 0;
+    pthread_mutex_unlock(&db->omu);
 }
 
 /* ---------------------------------------------------------------- flush */
@@ -235,22 +308,335 @@ out:
     return st;
 }
 
+/* ---------------------------------------------------------------- compaction */
+/* Leveled: level 0 compacts when it holds l0_compaction_trigger files; level n >= 1 when it
+ * holds more than l1_bytes * 10^(n-1). The level with the highest score >= 1 goes first.
+ * Inputs: all of level 0 (its files overlap), or one file of level n chosen round-robin, plus
+ * every file of the next level that overlaps their key range. The merge keeps the newest
+ * version of each key (no snapshot can need an older one yet: kv_snapshot_take does not
+ * exist) and drops a tombstone when no deeper level holds the key. Output files are cut at
+ * sst_bytes, between user keys. Inputs become obsolete when no version holds them. */
+
+static double level_score(const kv_db *db, const kv_version *v, int l)
+{
+    double target = (double)db->o.l1_bytes;
+    if (l == 0)
+        return (double)v->cnt[0] / (double)db->o.l0_compaction_trigger;
+    for (int i = 1; i < l; i++)
+        target *= 10;
+    return (double)kv_version_level_bytes(v, l) / target;
+}
+
+static int pick_level(const kv_db *db)
+{
+    int best = -1;
+    double bs = 1.0;
+    for (int l = 0; l < KV_LEVELS - 1; l++) {
+        double s = level_score(db, db->cur, l);
+        if (s >= bs) {
+            bs = s;
+            best = l;
+        }
+    }
+    return best;
+}
+
+static wr_bytes fuser(const wr_buf *ikey)
+{
+    return kv_ikey_user(wr_bytes_of(ikey->ptr, ikey->len));
+}
+
+static bool overlaps(const kv_fmeta *f, wr_bytes lo, wr_bytes hi)
+{
+    return wr_bytes_cmp(fuser(&f->largest), lo) >= 0 && wr_bytes_cmp(fuser(&f->smallest), hi) <= 0;
+}
+
+typedef struct kv_compaction {
+    int level;
+    kv_fmeta **in[2]; /* owned refs: level, level + 1 */
+    size_t n[2];
+    kv_version *v; /* ref: the version the inputs came from */
+} kv_compaction;
+
+static void compaction_fini(kv_compaction *c)
+{
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < c->n[k]; i++)
+            kv_fmeta_unref(c->in[k][i]);
+        wr_free(c->in[k]);
+    }
+    kv_version_unref(c->v);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Choose the inputs. Caller holds db->mu. */
+static wr_status pick(kv_db *db, int level, kv_compaction *c)
+{
+    kv_version *v = db->cur;
+    wr_bytes lo, hi;
+
+    memset(c, 0, sizeof(*c));
+    c->level = level;
+    c->v = v;
+    kv_version_ref(v);
+    if ((c->in[0] = wr_malloc((v->cnt[level] + 1) * sizeof(kv_fmeta *))) == NULL ||
+        (c->in[1] = wr_malloc((v->cnt[level + 1] + 1) * sizeof(kv_fmeta *))) == NULL)
+        return WR_ERR_NOMEM;
+    if (level == 0) {
+        for (size_t i = 0; i < v->cnt[0]; i++)
+            c->in[0][c->n[0]++] = v->files[0][i];
+    } else {
+        c->in[0][c->n[0]++] = v->files[level][db->rr[level]++ % v->cnt[level]];
+    }
+    lo = fuser(&c->in[0][0]->smallest);
+    hi = fuser(&c->in[0][0]->largest);
+    for (size_t i = 1; i < c->n[0]; i++) {
+        if (wr_bytes_cmp(fuser(&c->in[0][i]->smallest), lo) < 0)
+            lo = fuser(&c->in[0][i]->smallest);
+        if (wr_bytes_cmp(fuser(&c->in[0][i]->largest), hi) > 0)
+            hi = fuser(&c->in[0][i]->largest);
+    }
+    for (size_t i = 0; i < v->cnt[level + 1]; i++)
+        if (overlaps(v->files[level + 1][i], lo, hi))
+            c->in[1][c->n[1]++] = v->files[level + 1][i];
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < c->n[k]; i++)
+            kv_fmeta_ref(c->in[k][i]);
+    return WR_OK;
+}
+
+/* May a tombstone for @ukey be dropped at @out_level: does no deeper level hold the key? */
+static bool is_bottom(const kv_version *v, int out_level, wr_bytes ukey)
+{
+    for (int l = out_level + 1; l < KV_LEVELS; l++)
+        for (size_t i = 0; i < v->cnt[l]; i++)
+            if (overlaps(v->files[l][i], ukey, ukey))
+                return false;
+    return true;
+}
+
+typedef struct kv_out {
+    kv_sst_builder *b;
+    kv_fmeta **files; /* owned refs */
+    size_t cnt, cap;
+} kv_out;
+
+static wr_status out_finish(kv_db *db, kv_out *o, uint64_t number)
+{
+    kv_sst_props props;
+    uint64_t len;
+    kv_fmeta *f;
+    wr_status st;
+    if (o->b == NULL)
+        return WR_OK;
+    memset(&props, 0, sizeof(props));
+    st = kv_sst_builder_finish(o->b, &props, &len);
+    o->b = NULL;
+    if (st != WR_OK)
+        return st;
+    if (o->cnt == o->cap) {
+        size_t ncap = o->cap ? o->cap * 2 : 8;
+        kv_fmeta **n = wr_realloc(o->files, ncap * sizeof(*n));
+        if (n == NULL) {
+            kv_sst_props_fini(&props);
+            return WR_ERR_NOMEM;
+        }
+        o->files = n;
+        o->cap = ncap;
+    }
+    st = kv_fmeta_create(number, len, wr_bytes_of(props.smallest.ptr, props.smallest.len),
+                         wr_bytes_of(props.largest.ptr, props.largest.len), &f);
+    if (st == WR_OK) {
+        f->min_seq = props.min_seq;
+        f->max_seq = props.max_seq;
+        f->entries = props.entry_cnt;
+        f->tombstones = props.del_cnt;
+        o->files[o->cnt++] = f;
+        db->st.bytes_written += len;
+    }
+    kv_sst_props_fini(&props);
+    return st;
+}
+
+/* Merge the inputs into new files. Runs without db->mu. */
+static wr_status merge(kv_db *db, kv_compaction *c, kv_out *o)
+{
+    kv_sst_iter **its = NULL;
+    kv_table **tbs = NULL;
+    size_t n = c->n[0] + c->n[1], k = 0;
+    wr_buf last = {0};
+    bool have_last = false;
+    uint64_t number = 0;
+    kv_sst_opts so;
+    wr_status st = WR_OK;
+    char path[4200];
+
+    kv_sst_opts_init(&so);
+    so.block_size = (uint32_t)db->o.block_bytes;
+    so.bloom_bits_per_key = db->o.bloom_bits_per_key;
+    so.compression = db->o.compress ? KV_COMP_ZSTD : KV_COMP_NONE;
+    if ((its = wr_calloc(n, sizeof(*its))) == NULL || (tbs = wr_calloc(n, sizeof(*tbs))) == NULL) {
+        st = WR_ERR_NOMEM;
+        goto out;
+    }
+    for (int lv = 0; lv < 2; lv++)
+        for (size_t i = 0; i < c->n[lv]; i++, k++) {
+            pthread_mutex_lock(&db->mu);
+            st = table_get(db, c->in[lv][i]->number, &tbs[k]);
+            pthread_mutex_unlock(&db->mu);
+            if (st != WR_OK || (st = kv_sst_iter_create(tbs[k]->t, &its[k])) != WR_OK)
+                goto out;
+            st = kv_sst_iter_first(its[k]);
+            if (st != WR_OK && st != WR_EOF)
+                goto out;
+            st = WR_OK;
+        }
+    for (;;) {
+        size_t m = n;
+        wr_bytes key, val;
+        bool drop;
+        for (size_t i = 0; i < n; i++) /* the smallest current key: few inputs, a scan */
+            if (kv_sst_iter_valid(its[i]) &&
+                (m == n || kv_ikey_cmp(kv_sst_iter_key(its[i]), kv_sst_iter_key(its[m])) < 0))
+                m = i;
+        if (m == n)
+            break;
+        key = kv_sst_iter_key(its[m]);
+        val = kv_sst_iter_value(its[m]);
+        if (have_last && wr_bytes_eq(kv_ikey_user(key), wr_bytes_of(last.ptr, last.len))) {
+            drop = true; /* an older version of a key already decided */
+        } else {
+            last.len = 0;
+            if ((st = wr_buf_append(&last, key.ptr, key.len - KV_TRAILER)) != WR_OK)
+                goto out;
+            have_last = true;
+            drop = kv_ikey_type(key) == KV_TYPE_DEL &&
+                   is_bottom(c->v, c->level + 1, kv_ikey_user(key));
+        }
+        if (!drop) {
+            if (o->b == NULL) {
+                pthread_mutex_lock(&db->mu);
+                number = db->next_file++;
+                pthread_mutex_unlock(&db->mu);
+                file_path(db, path, sizeof(path), number, "sst");
+                if ((st = kv_sst_builder_open(path, &so, &o->b)) != WR_OK)
+                    goto out;
+            }
+            if ((st = kv_sst_builder_add(o->b, key, val)) != WR_OK)
+                goto out;
+        }
+        st = kv_sst_iter_next(its[m]);
+        if (st != WR_OK && st != WR_EOF)
+            goto out;
+        st = WR_OK;
+        /* Cut the output only between user keys: versions of one key stay together. */
+        if (o->b && kv_sst_builder_file_len(o->b) >= db->o.sst_bytes &&
+            (!kv_sst_iter_valid(its[m]) ||
+             !wr_bytes_eq(kv_ikey_user(kv_sst_iter_key(its[m])), wr_bytes_of(last.ptr, last.len))))
+            if ((st = out_finish(db, o, number)) != WR_OK)
+                goto out;
+    }
+    st = out_finish(db, o, number);
+out:
+    if (st != WR_OK && o->b) {
+        kv_sst_builder_abandon(o->b);
+        o->b = NULL;
+    }
+    for (size_t i = 0; its && i < n; i++)
+        kv_sst_iter_destroy(its[i]);
+    pthread_mutex_lock(&db->mu);
+    for (size_t i = 0; tbs && i < n; i++)
+        if (tbs[i])
+            table_put(db, tbs[i]);
+    pthread_mutex_unlock(&db->mu);
+    wr_free(its);
+    wr_free(tbs);
+    wr_buf_fini(&last);
+    return st;
+}
+
+/* Run one compaction of @level. Called by the background thread with db->mu held. */
+static wr_status compact_level(kv_db *db, int level)
+{
+    kv_compaction c;
+    kv_out o = {0};
+    kv_edit e;
+    wr_status st;
+
+    if ((st = pick(db, level, &c)) != WR_OK) {
+        compaction_fini(&c);
+        return st;
+    }
+    pthread_mutex_unlock(&db->mu);
+    st = merge(db, &c, &o);
+    if (st == WR_OK)
+        st = wr_fsync_dir(db->dir);
+    pthread_mutex_lock(&db->mu);
+    kv_edit_init(&e);
+    for (int k = 0; k < 2 && st == WR_OK; k++)
+        for (size_t i = 0; i < c.n[k] && st == WR_OK; i++)
+            st = kv_edit_del_file(&e, (uint32_t)(level + k), c.in[k][i]->number);
+    for (size_t i = 0; i < o.cnt && st == WR_OK; i++)
+        st = kv_edit_add_file(&e, (uint32_t)level + 1, o.files[i]);
+    if (st == WR_OK) {
+        /* Once no version holds an input, its file can go. */
+        for (int k = 0; k < 2; k++)
+            for (size_t i = 0; i < c.n[k]; i++) {
+                c.in[k][i]->on_free = file_obsolete;
+                c.in[k][i]->on_free_ctx = db;
+            }
+        if ((st = log_and_apply(db, &e)) != WR_OK)
+            for (int k = 0; k < 2; k++)
+                for (size_t i = 0; i < c.n[k]; i++)
+                    c.in[k][i]->on_free = NULL;
+    }
+    if (st == WR_OK)
+        db->st.compactions++;
+    kv_edit_fini(&e);
+    for (size_t i = 0; i < o.cnt; i++) {
+        if (st != WR_OK) { /* never installed: the outputs are garbage */
+            char path[4200];
+            file_path(db, path, sizeof(path), o.files[i]->number, "sst");
+            unlink(path);
+        }
+        kv_fmeta_unref(o.files[i]);
+    }
+    wr_free(o.files);
+    compaction_fini(&c);
+    drain_obsolete(db);
+    return st;
+}
+
 static void *bg_main(void *arg)
 {
     kv_db *db = arg;
     pthread_mutex_lock(&db->mu);
     for (;;) {
-        while (!db->stop && (db->imm == NULL || db->bg_err != WR_OK))
-            pthread_cond_wait(&db->cv, &db->mu);
-        if (db->imm == NULL || db->bg_err != WR_OK)
-            break; /* stopping with nothing (more) to do */
-        if ((db->bg_err = flush_imm(db)) != WR_OK) {
-            snprintf(db->bg_error, sizeof(db->bg_error), "flush: %s", wr_errmsg());
+        int level;
+        while (!db->stop && db->bg_err == WR_OK && db->imm == NULL && pick_level(db) < 0) {
+            /* Readers drop the last reference to a compacted-away file at any time, without
+             * a signal: look for such files every 100 ms. */
+            struct timespec ts;
+            wr_abstime(&ts, 100000000u);
+            pthread_cond_timedwait(&db->cv, &db->mu, &ts);
+            drain_obsolete(db);
+        }
+        if (db->bg_err != WR_OK || (db->stop && db->imm == NULL))
+            break; /* stopping with nothing (more) to flush */
+        if (db->imm != NULL) {
+            if ((db->bg_err = flush_imm(db)) != WR_OK)
+                snprintf(db->bg_error, sizeof(db->bg_error), "flush: %s", wr_errmsg());
+        } else if ((level = pick_level(db)) >= 0) {
+            if ((db->bg_err = compact_level(db, level)) != WR_OK)
+                snprintf(db->bg_error, sizeof(db->bg_error), "compaction of level %d: %s", level,
+                         wr_errmsg());
+        }
+        if (db->bg_err != WR_OK)
             WR_LOGE("%s: background %s; writes are refused until the store is reopened", db->dir,
                     db->bg_error);
-        }
         pthread_cond_broadcast(&db->cv);
     }
+    pthread_cond_broadcast(&db->cv);
     pthread_mutex_unlock(&db->mu);
     return NULL;
 }
@@ -293,11 +679,29 @@ static wr_status seal_mem(kv_db *db)
 static wr_status make_room(kv_db *db, bool force)
 {
     wr_status st = WR_OK;
+    bool slowed = false;
     pthread_mutex_lock(&db->mu);
     while (st == WR_OK) {
         if (db->bg_err != WR_OK) {
             st = bg_status(db);
             break;
+        }
+        if (db->cur->cnt[0] >= db->o.l0_stop_writes) { /* compaction is far behind: wait */
+            uint64_t t0 = wr_now_ns();
+            db->st.stall_count++;
+            pthread_cond_wait(&db->cv, &db->mu);
+            db->st.stall_us += (wr_now_ns() - t0) / 1000;
+            continue;
+        }
+        if (db->cur->cnt[0] >= db->o.l0_slowdown_writes && !slowed) {
+            /* Behind, not yet stopped: give compaction 1 ms of this writer, once per write. */
+            slowed = true;
+            db->st.stall_count++;
+            db->st.stall_us += 1000;
+            pthread_mutex_unlock(&db->mu);
+            wr_sleep_ns(1000000);
+            pthread_mutex_lock(&db->mu);
+            continue;
         }
         if (!force && kv_mem_usage(db->mem) < db->o.memtable_bytes)
             break;
@@ -414,14 +818,18 @@ static bool in_range(const kv_fmeta *f, wr_bytes ukey)
 static wr_status sst_probe(kv_db *db, const kv_fmeta *f, wr_bytes key, uint64_t snap, wr_buf *val,
                            kv_found *found)
 {
-    kv_sst *t;
+    kv_table *tb;
     wr_status st;
     pthread_mutex_lock(&db->mu);
-    st = table_get(db, f->number, &t); /* tables stay open until the store closes */
+    st = table_get(db, f->number, &tb);
     pthread_mutex_unlock(&db->mu);
     if (st != WR_OK)
         return st;
-    return kv_sst_get(t, key, snap, val, found);
+    st = kv_sst_get(tb->t, key, snap, val, found);
+    pthread_mutex_lock(&db->mu);
+    table_put(db, tb);
+    pthread_mutex_unlock(&db->mu);
+    return st;
 }
 
 wr_status kv_get(kv_db *db, const kv_snapshot *snap, wr_bytes key, wr_buf *val)
@@ -722,9 +1130,11 @@ void kv_close(kv_db *db)
     kv_mem_unref(db->mem);
     kv_mem_unref(db->imm);
     kv_version_unref(db->cur);
-    for (size_t i = 0; i < db->table_cnt; i++)
-        kv_sst_close(db->tables[i].t);
+    while (db->table_cnt)
+        table_free(db, 0);
     wr_free(db->tables);
+    wr_free(db->obs);
+    pthread_mutex_destroy(&db->omu);
     wr_buf_fini(&db->scratch);
     if (db->lock_fd >= 0)
         close(db->lock_fd);
@@ -746,6 +1156,7 @@ wr_status kv_open(const char *dir, const kv_options *opts, kv_db **out)
     db->lock_fd = -1;
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->wmu, NULL);
+    pthread_mutex_init(&db->omu, NULL);
     pthread_cond_init(&db->cv, NULL);
     if (opts)
         db->o = *opts;

@@ -45,6 +45,8 @@ void kv_fmeta_unref(kv_fmeta *f)
 {
     if (f == NULL || atomic_fetch_sub(&f->refs, 1) != 1)
         return;
+    if (f->on_free)
+        f->on_free(f->on_free_ctx, f->number);
     wr_buf_fini(&f->smallest);
     wr_buf_fini(&f->largest);
     wr_free(f);

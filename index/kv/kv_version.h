@@ -25,6 +25,10 @@ typedef struct kv_fmeta {
     uint64_t min_seq, max_seq;
     uint64_t entries, tombstones;
     _Atomic int refs;
+    /* Set when a compaction replaces the file: called once no version holds it, so the file
+     * can go (readers of older versions keep it alive until they finish). Must not block. */
+    void (*on_free)(void *ctx, uint64_t number);
+    void *on_free_ctx;
 } kv_fmeta;
 
 typedef struct kv_version {
