@@ -20,9 +20,10 @@
  * reads (get, iterators, snapshots) never wait for writes. An iterator belongs to one thread.
  *
  * Status (issue 4 is in progress): implemented are open/recovery, writes and batches, the
- * WAL, kv_get at the latest state, flush, the applied offset, stats. Declared here but not
- * yet implemented (no definitions exist, so nothing can call them by mistake): snapshots,
- * iterators, multi-get, compaction, checkpoints, verify. */
+ * WAL, kv_get at the latest state, flush, background leveled compaction with L0 write
+ * slowdown/stop, the applied offset, stats. Declared here but not yet implemented (no
+ * definitions exist, so nothing can call them by mistake): snapshots, iterators, multi-get,
+ * kv_compact_all, checkpoints, verify. */
 #ifndef WEIR_KV_H
 #define WEIR_KV_H
 
