@@ -26,6 +26,8 @@
  *
  * Not yet here (issue 4 continues): compaction, iterators, snapshots, multi-get, the block
  * and table caches, checkpoints, verify. */
+#include "kv_db.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,49 +38,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "kv_mem.h"
-#include "kv_sst.h"
-#include "kv_version.h"
-
-typedef struct kv_table { /* the table cache: open SSTs by number (under db->mu) */
-    uint64_t number;
-    kv_sst *t; /* owned */
-    int refs;  /* readers using t outside db->mu */
-    bool dead; /* the file is obsolete: close when refs drops to 0 */
-} kv_table;
-
-struct kv_db {
-    char dir[4096];
-    kv_options o;
-    int lock_fd;
-    pthread_mutex_t mu;  /* mem, imm, cur, tables, counters, bg state */
-    pthread_cond_t cv;   /* background work finished, or there is some */
-    pthread_mutex_t wmu; /* serialises writers */
-    kv_mem *mem, *imm;   /* refs */
-    uint64_t imm_applied;
-    kv_wal *wal; /* NULL without a WAL */
-    uint64_t wal_number, imm_wal_number;
-    kv_manifest *man;
-    uint64_t manifest_number;
-    kv_version *cur; /* ref */
-    uint64_t next_file;
-    _Atomic uint64_t seq; /* last published sequence */
-    uint64_t applied, manifest_applied;
-    kv_table **tables; /* owned */
-    size_t table_cnt, table_cap;
-    pthread_mutex_t omu; /* obsolete file numbers, pushed by kv_fmeta on_free hooks */
-    uint64_t *obs;
-    size_t obs_cnt, obs_cap;
-    pthread_t bg;
-    bool bg_started, stop;
-    wr_status bg_err;
-    char bg_error[160];
-    uint64_t last_wal_sync_ns;
-    uint64_t rr[KV_LEVELS]; /* round-robin file choice per level for compaction */
-    wr_buf scratch;         /* the batch being written (writer only) */
-    kv_stats st;
-};
 
 void kv_options_default(kv_options *o)
 {
@@ -101,7 +60,7 @@ void kv_options_default(kv_options *o)
     o->max_value_bytes = KV_VALUE_MAX;
 }
 
-static void file_path(const kv_db *db, char *dst, size_t cap, uint64_t number, const char *ext)
+void kv_file_path(const kv_db *db, char *dst, size_t cap, uint64_t number, const char *ext)
 {
     snprintf(dst, cap, "%s/%06" PRIu64 ".%s", db->dir, number, ext);
 }
@@ -109,8 +68,8 @@ static void file_path(const kv_db *db, char *dst, size_t cap, uint64_t number, c
 /* ---------------------------------------------------------------- table cache */
 
 /* The open table for file @number (opened on first use), with a reference the caller drops
- * with table_put(). Caller holds db->mu. */
-static wr_status table_get(kv_db *db, uint64_t number, kv_table **out)
+ * with kv_table_put(). Caller holds db->mu. */
+wr_status kv_table_get(kv_db *db, uint64_t number, kv_table **out)
 {
     char path[4200];
     kv_sst *t;
@@ -121,7 +80,7 @@ static wr_status table_get(kv_db *db, uint64_t number, kv_table **out)
             *out = db->tables[i];
             return WR_OK;
         }
-    file_path(db, path, sizeof(path), number, "sst");
+    kv_file_path(db, path, sizeof(path), number, "sst");
     WR_TRY(kv_sst_open(path, &t));
     if (db->table_cnt == db->table_cap) {
         size_t ncap = db->table_cap ? db->table_cap * 2 : 64;
@@ -152,8 +111,8 @@ static void table_free(kv_db *db, size_t i)
     db->tables[i] = db->tables[--db->table_cnt];
 }
 
-/* Drop a reference from table_get(). Caller holds db->mu. */
-static void table_put(kv_db *db, kv_table *tb)
+/* Drop a reference from kv_table_get(). Caller holds db->mu. */
+void kv_table_put(kv_db *db, kv_table *tb)
 {
     if (--tb->refs > 0 || !tb->dead)
         return;
@@ -196,7 +155,7 @@ static void drain_obsolete(kv_db *db)
                     table_free(db, i);
                 break;
             }
-        file_path(db, path, sizeof(path), db->obs[k], "sst");
+        kv_file_path(db, path, sizeof(path), db->obs[k], "sst");
         unlink(path); /* an open descriptor keeps the bytes for whoever still reads */
     }
     db->obs_cnt = 0;
@@ -223,7 +182,7 @@ static wr_status write_sst(kv_db *db, kv_mem *m, uint64_t number, kv_fmeta **out
     so.block_size = (uint32_t)db->o.block_bytes;
     so.bloom_bits_per_key = db->o.bloom_bits_per_key;
     so.compression = db->o.compress ? KV_COMP_ZSTD : KV_COMP_NONE;
-    file_path(db, path, sizeof(path), number, "sst");
+    kv_file_path(db, path, sizeof(path), number, "sst");
     WR_TRY(kv_sst_builder_open(path, &so, &b));
     kv_mem_iter_init(&it, m);
     for (kv_mem_iter_seek_first(&it); kv_mem_iter_valid(&it) && st == WR_OK; kv_mem_iter_next(&it))
@@ -244,8 +203,10 @@ static wr_status write_sst(kv_db *db, kv_mem *m, uint64_t number, kv_fmeta **out
         (*out)->max_seq = props.max_seq;
         (*out)->entries = props.entry_cnt;
         (*out)->tombstones = props.del_cnt;
+        pthread_mutex_lock(&db->mu);
         db->st.bytes_written += len;
         db->st.flushes++;
+        pthread_mutex_unlock(&db->mu);
     }
     kv_sst_props_fini(&props);
     return st;
@@ -299,7 +260,7 @@ static wr_status flush_imm(kv_db *db)
     kv_mem_unref(db->imm);
     db->imm = NULL;
     if (old_wal && old_wal != db->wal_number) {
-        file_path(db, path, sizeof(path), old_wal, "wal");
+        kv_file_path(db, path, sizeof(path), old_wal, "wal");
         unlink(path);
     }
 out:
@@ -313,9 +274,22 @@ out:
  * holds more than l1_bytes * 10^(n-1). The level with the highest score >= 1 goes first.
  * Inputs: all of level 0 (its files overlap), or one file of level n chosen round-robin, plus
  * every file of the next level that overlaps their key range. The merge keeps the newest
- * version of each key (no snapshot can need an older one yet: kv_snapshot_take does not
- * exist) and drops a tombstone when no deeper level holds the key. Output files are cut at
- * sst_bytes, between user keys. Inputs become obsolete when no version holds them. */
+ * version of each key in each snapshot stripe (the versions a snapshot sees: see merge())
+ * and drops a tombstone that every snapshot sees when no deeper level holds the key. Output
+ * files are cut at sst_bytes, between user keys. Inputs become obsolete when no version holds
+ * them.
+ *
+ * Besides the size triggers: a file whose entries are mostly tombstones (KV_DENSE_*) is
+ * compacted into the next level even when no level is over its size, so that deleted ranges
+ * vanish and seeks over them stay fast; kv_compact_all() merges every level down into the
+ * deepest non-empty one. */
+#define KV_DENSE_MIN_ENTRIES 64 /* smaller files are not worth a compaction of their own */
+#define KV_DENSE_PCT         50 /* tombstones as a share of entries */
+
+static bool dense(const kv_fmeta *f)
+{
+    return f->entries >= KV_DENSE_MIN_ENTRIES && f->tombstones * 100 >= f->entries * KV_DENSE_PCT;
+}
 
 static double level_score(const kv_db *db, const kv_version *v, int l)
 {
@@ -327,18 +301,30 @@ static double level_score(const kv_db *db, const kv_version *v, int l)
     return (double)kv_version_level_bytes(v, l) / target;
 }
 
-static int pick_level(const kv_db *db)
+/* The level to compact next, or -1. *file_out: the input file of that level (an index into
+ * it), or -1 for round-robin (levels >= 1) / every file (level 0). */
+static int pick_level(const kv_db *db, long *file_out)
 {
+    const kv_version *v = db->cur;
     int best = -1;
     double bs = 1.0;
+    *file_out = -1;
     for (int l = 0; l < KV_LEVELS - 1; l++) {
-        double s = level_score(db, db->cur, l);
+        double s = level_score(db, v, l);
         if (s >= bs) {
             bs = s;
             best = l;
         }
     }
-    return best;
+    if (best >= 0)
+        return best;
+    for (int l = 0; l < KV_LEVELS - 1; l++)
+        for (size_t i = 0; i < v->cnt[l]; i++)
+            if (dense(v->files[l][i])) {
+                *file_out = l == 0 ? -1 : (long)i;
+                return l;
+            }
+    return -1;
 }
 
 static wr_bytes fuser(const wr_buf *ikey)
@@ -352,7 +338,9 @@ static bool overlaps(const kv_fmeta *f, wr_bytes lo, wr_bytes hi)
 }
 
 typedef struct kv_compaction {
-    int level;
+    int level, out_level; /* out_level: level + 1, or level itself (bottom of a full compaction) */
+    uint64_t *snaps;      /* owned: the live snapshots' sequences, ascending */
+    size_t snap_cnt;
     kv_fmeta **in[2]; /* owned refs: level, level + 1 */
     size_t n[2];
     kv_version *v; /* ref: the version the inputs came from */
@@ -365,26 +353,40 @@ static void compaction_fini(kv_compaction *c)
             kv_fmeta_unref(c->in[k][i]);
         wr_free(c->in[k]);
     }
+    wr_free(c->snaps);
     kv_version_unref(c->v);
     memset(c, 0, sizeof(*c));
 }
 
-/* Choose the inputs. Caller holds db->mu. */
-static wr_status pick(kv_db *db, int level, kv_compaction *c)
+/* Choose the inputs: every file of @level (@file == -1 and level 0, or @all), file @file,
+ * or one chosen round-robin; plus the overlapping files of the next level, or none when the
+ * output stays on @level (@in_place: the last step of a full compaction). Caller holds
+ * db->mu. */
+static wr_status pick(kv_db *db, int level, long file, bool all, bool in_place, kv_compaction *c)
 {
     kv_version *v = db->cur;
     wr_bytes lo, hi;
+    size_t ns = 0;
 
     memset(c, 0, sizeof(*c));
     c->level = level;
+    c->out_level = in_place ? level : level + 1;
     c->v = v;
     kv_version_ref(v);
+    for (kv_snapshot *s = db->snaps.next; s != &db->snaps; s = s->next)
+        ns++;
     if ((c->in[0] = wr_malloc((v->cnt[level] + 1) * sizeof(kv_fmeta *))) == NULL ||
-        (c->in[1] = wr_malloc((v->cnt[level + 1] + 1) * sizeof(kv_fmeta *))) == NULL)
+        (c->in[1] = wr_malloc(((in_place ? 0 : v->cnt[level + 1]) + 1) * sizeof(kv_fmeta *))) ==
+            NULL ||
+        (c->snaps = wr_malloc((ns + 1) * sizeof(uint64_t))) == NULL)
         return WR_ERR_NOMEM;
-    if (level == 0) {
-        for (size_t i = 0; i < v->cnt[0]; i++)
-            c->in[0][c->n[0]++] = v->files[0][i];
+    for (kv_snapshot *s = db->snaps.next; s != &db->snaps; s = s->next)
+        c->snaps[c->snap_cnt++] = s->seq; /* taken in sequence order: already ascending */
+    if (level == 0 || all) {
+        for (size_t i = 0; i < v->cnt[level]; i++)
+            c->in[0][c->n[0]++] = v->files[level][i];
+    } else if (file >= 0) {
+        c->in[0][c->n[0]++] = v->files[level][file];
     } else {
         c->in[0][c->n[0]++] = v->files[level][db->rr[level]++ % v->cnt[level]];
     }
@@ -396,7 +398,7 @@ static wr_status pick(kv_db *db, int level, kv_compaction *c)
         if (wr_bytes_cmp(fuser(&c->in[0][i]->largest), hi) > 0)
             hi = fuser(&c->in[0][i]->largest);
     }
-    for (size_t i = 0; i < v->cnt[level + 1]; i++)
+    for (size_t i = 0; !in_place && i < v->cnt[level + 1]; i++)
         if (overlaps(v->files[level + 1][i], lo, hi))
             c->in[1][c->n[1]++] = v->files[level + 1][i];
     for (int k = 0; k < 2; k++)
@@ -452,10 +454,28 @@ static wr_status out_finish(kv_db *db, kv_out *o, uint64_t number)
         f->entries = props.entry_cnt;
         f->tombstones = props.del_cnt;
         o->files[o->cnt++] = f;
+        pthread_mutex_lock(&db->mu);
         db->st.bytes_written += len;
+        pthread_mutex_unlock(&db->mu);
     }
     kv_sst_props_fini(&props);
     return st;
+}
+
+/* The snapshot stripe of @seq: the index of the oldest snapshot that sees it (the first
+ * snapshot sequence >= seq), snap_cnt when only the latest state does. Two versions of a key
+ * in the same stripe are seen by the same snapshots, so only the newer one matters. */
+static size_t stripe(const kv_compaction *c, uint64_t seq)
+{
+    size_t lo = 0, hi = c->snap_cnt;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->snaps[mid] < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 /* Merge the inputs into new files. Runs without db->mu. */
@@ -466,6 +486,8 @@ static wr_status merge(kv_db *db, kv_compaction *c, kv_out *o)
     size_t n = c->n[0] + c->n[1], k = 0;
     wr_buf last = {0};
     bool have_last = false;
+    size_t last_stripe = 0;
+    bool key_out = false; /* a version of the current user key went to the output */
     uint64_t number = 0;
     kv_sst_opts so;
     wr_status st = WR_OK;
@@ -482,7 +504,7 @@ static wr_status merge(kv_db *db, kv_compaction *c, kv_out *o)
     for (int lv = 0; lv < 2; lv++)
         for (size_t i = 0; i < c->n[lv]; i++, k++) {
             pthread_mutex_lock(&db->mu);
-            st = table_get(db, c->in[lv][i]->number, &tbs[k]);
+            st = kv_table_get(db, c->in[lv][i]->number, &tbs[k]);
             pthread_mutex_unlock(&db->mu);
             if (st != WR_OK || (st = kv_sst_iter_create(tbs[k]->t, &its[k])) != WR_OK)
                 goto out;
@@ -503,38 +525,47 @@ static wr_status merge(kv_db *db, kv_compaction *c, kv_out *o)
             break;
         key = kv_sst_iter_key(its[m]);
         val = kv_sst_iter_value(its[m]);
-        if (have_last && wr_bytes_eq(kv_ikey_user(key), wr_bytes_of(last.ptr, last.len))) {
-            drop = true; /* an older version of a key already decided */
+        size_t sp = stripe(c, kv_ikey_seq(key));
+        if (have_last && wr_bytes_eq(kv_ikey_user(key), wr_bytes_of(last.ptr, last.len)) &&
+            sp == last_stripe) {
+            drop = true; /* a newer version is seen by every snapshot that sees this one */
         } else {
-            last.len = 0;
-            if ((st = wr_buf_append(&last, key.ptr, key.len - KV_TRAILER)) != WR_OK)
-                goto out;
-            have_last = true;
-            drop = kv_ikey_type(key) == KV_TYPE_DEL &&
-                   is_bottom(c->v, c->level + 1, kv_ikey_user(key));
+            if (!have_last || !wr_bytes_eq(kv_ikey_user(key), wr_bytes_of(last.ptr, last.len))) {
+                last.len = 0;
+                if ((st = wr_buf_append(&last, key.ptr, key.len - KV_TRAILER)) != WR_OK)
+                    goto out;
+                have_last = true;
+                key_out = false;
+            }
+            last_stripe = sp;
+            /* A tombstone every snapshot sees hides every older version (they are in the same
+             * stripe, dropped above): with no deeper level holding the key, nothing is left
+             * for it to hide. */
+            drop = kv_ikey_type(key) == KV_TYPE_DEL && sp == 0 &&
+                   is_bottom(c->v, c->out_level, kv_ikey_user(key));
         }
         if (!drop) {
+            /* Cut the output only between user keys: all versions of a key kept in one file,
+             * or levels >= 1 would hold files that overlap. */
+            if (o->b && !key_out && kv_sst_builder_file_len(o->b) >= db->o.sst_bytes &&
+                (st = out_finish(db, o, number)) != WR_OK)
+                goto out;
             if (o->b == NULL) {
                 pthread_mutex_lock(&db->mu);
                 number = db->next_file++;
                 pthread_mutex_unlock(&db->mu);
-                file_path(db, path, sizeof(path), number, "sst");
+                kv_file_path(db, path, sizeof(path), number, "sst");
                 if ((st = kv_sst_builder_open(path, &so, &o->b)) != WR_OK)
                     goto out;
             }
             if ((st = kv_sst_builder_add(o->b, key, val)) != WR_OK)
                 goto out;
+            key_out = true;
         }
         st = kv_sst_iter_next(its[m]);
         if (st != WR_OK && st != WR_EOF)
             goto out;
         st = WR_OK;
-        /* Cut the output only between user keys: versions of one key stay together. */
-        if (o->b && kv_sst_builder_file_len(o->b) >= db->o.sst_bytes &&
-            (!kv_sst_iter_valid(its[m]) ||
-             !wr_bytes_eq(kv_ikey_user(kv_sst_iter_key(its[m])), wr_bytes_of(last.ptr, last.len))))
-            if ((st = out_finish(db, o, number)) != WR_OK)
-                goto out;
     }
     st = out_finish(db, o, number);
 out:
@@ -547,7 +578,7 @@ out:
     pthread_mutex_lock(&db->mu);
     for (size_t i = 0; tbs && i < n; i++)
         if (tbs[i])
-            table_put(db, tbs[i]);
+            kv_table_put(db, tbs[i]);
     pthread_mutex_unlock(&db->mu);
     wr_free(its);
     wr_free(tbs);
@@ -555,15 +586,16 @@ out:
     return st;
 }
 
-/* Run one compaction of @level. Called by the background thread with db->mu held. */
-static wr_status compact_level(kv_db *db, int level)
+/* Run one compaction of @level (inputs as for pick()). Called by the background thread with
+ * db->mu held. */
+static wr_status compact_level(kv_db *db, int level, long file, bool all, bool in_place)
 {
     kv_compaction c;
     kv_out o = {0};
     kv_edit e;
     wr_status st;
 
-    if ((st = pick(db, level, &c)) != WR_OK) {
+    if ((st = pick(db, level, file, all, in_place, &c)) != WR_OK) {
         compaction_fini(&c);
         return st;
     }
@@ -577,7 +609,7 @@ static wr_status compact_level(kv_db *db, int level)
         for (size_t i = 0; i < c.n[k] && st == WR_OK; i++)
             st = kv_edit_del_file(&e, (uint32_t)(level + k), c.in[k][i]->number);
     for (size_t i = 0; i < o.cnt && st == WR_OK; i++)
-        st = kv_edit_add_file(&e, (uint32_t)level + 1, o.files[i]);
+        st = kv_edit_add_file(&e, (uint32_t)c.out_level, o.files[i]);
     if (st == WR_OK) {
         /* Once no version holds an input, its file can go. */
         for (int k = 0; k < 2; k++)
@@ -590,13 +622,19 @@ static wr_status compact_level(kv_db *db, int level)
                 for (size_t i = 0; i < c.n[k]; i++)
                     c.in[k][i]->on_free = NULL;
     }
-    if (st == WR_OK)
+    if (st == WR_OK) {
         db->st.compactions++;
+        WR_LOGD("%s: compacted level %d (%s): %zu + %zu files -> %zu on level %d", db->dir, level,
+                all         ? "all"
+                : file >= 0 ? "tombstones"
+                            : "size",
+                c.n[0], c.n[1], o.cnt, c.out_level);
+    }
     kv_edit_fini(&e);
     for (size_t i = 0; i < o.cnt; i++) {
         if (st != WR_OK) { /* never installed: the outputs are garbage */
             char path[4200];
-            file_path(db, path, sizeof(path), o.files[i]->number, "sst");
+            kv_file_path(db, path, sizeof(path), o.files[i]->number, "sst");
             unlink(path);
         }
         kv_fmeta_unref(o.files[i]);
@@ -607,13 +645,65 @@ static wr_status compact_level(kv_db *db, int level)
     return st;
 }
 
-static void *bg_main(void *arg)
+/* kv_compact_all(): merge every level into the next, down to the deepest non-empty one (at
+ * least level 1). Caller holds db->mu (compact_level drops it while merging). */
+static wr_status compact_manual(kv_db *db)
+{
+    int deepest = 1;
+    for (int l = 0; l < KV_LEVELS; l++)
+        if (db->cur->cnt[l] > 0 && l > deepest)
+            deepest = l;
+    for (int l = 0; l < deepest; l++)
+        if (db->cur->cnt[l] > 0)
+            WR_TRY(compact_level(db, l, -1, true, false));
+    /* The deepest level too, in place: versions no snapshot needs any more and tombstones
+     * with nothing below them go, also where no level above had anything to merge. */
+    return compact_level(db, deepest, -1, true, true);
+}
+
+static void bg_fail(kv_db *db, wr_status st, const char *what, int level)
+{
+    if (st == WR_OK || db->bg_err != WR_OK)
+        return;
+    db->bg_err = st;
+    if (level >= 0)
+        snprintf(db->bg_error, sizeof(db->bg_error), "%s of level %d: %s", what, level,
+                 wr_errmsg());
+    else
+        snprintf(db->bg_error, sizeof(db->bg_error), "%s: %s", what, wr_errmsg());
+    WR_LOGE("%s: background %s; writes are refused until the store is reopened", db->dir,
+            db->bg_error);
+}
+
+/* The flush thread: turns each immutable memtable into a level-0 file, so that writers never
+ * wait for a compaction to finish (only for a flush, or for level 0 to shrink). */
+static void *flush_main(void *arg)
+{
+    kv_db *db = arg;
+    pthread_mutex_lock(&db->mu);
+    for (;;) {
+        while (!db->stop && db->bg_err == WR_OK && db->imm == NULL)
+            pthread_cond_wait(&db->cv, &db->mu);
+        if (db->bg_err != WR_OK || db->imm == NULL)
+            break; /* stopping with nothing (more) to flush */
+        bg_fail(db, flush_imm(db), "flush", -1);
+        pthread_cond_broadcast(&db->cv);
+    }
+    pthread_cond_broadcast(&db->cv);
+    pthread_mutex_unlock(&db->mu);
+    return NULL;
+}
+
+/* The compaction thread: size- and tombstone-triggered compactions, kv_compact_all(), and the
+ * removal of files no version holds any more. */
+static void *compact_main(void *arg)
 {
     kv_db *db = arg;
     pthread_mutex_lock(&db->mu);
     for (;;) {
         int level;
-        while (!db->stop && db->bg_err == WR_OK && db->imm == NULL && pick_level(db) < 0) {
+        long file;
+        while (!db->stop && db->bg_err == WR_OK && !db->manual && pick_level(db, &file) < 0) {
             /* Readers drop the last reference to a compacted-away file at any time, without
              * a signal: look for such files every 100 ms. */
             struct timespec ts;
@@ -621,21 +711,18 @@ static void *bg_main(void *arg)
             pthread_cond_timedwait(&db->cv, &db->mu, &ts);
             drain_obsolete(db);
         }
-        if (db->bg_err != WR_OK || (db->stop && db->imm == NULL))
-            break; /* stopping with nothing (more) to flush */
-        if (db->imm != NULL) {
-            if ((db->bg_err = flush_imm(db)) != WR_OK)
-                snprintf(db->bg_error, sizeof(db->bg_error), "flush: %s", wr_errmsg());
-        } else if ((level = pick_level(db)) >= 0) {
-            if ((db->bg_err = compact_level(db, level)) != WR_OK)
-                snprintf(db->bg_error, sizeof(db->bg_error), "compaction of level %d: %s", level,
-                         wr_errmsg());
+        if (db->bg_err != WR_OK || db->stop)
+            break;
+        if (db->manual) {
+            bg_fail(db, compact_manual(db), "full compaction", -1);
+            db->manual = false;
+        } else if ((level = pick_level(db, &file)) >= 0) {
+            bg_fail(db, compact_level(db, level, file, false, false), "compaction", level);
         }
-        if (db->bg_err != WR_OK)
-            WR_LOGE("%s: background %s; writes are refused until the store is reopened", db->dir,
-                    db->bg_error);
         pthread_cond_broadcast(&db->cv);
     }
+    db->manual = false;
+    drain_obsolete(db);
     pthread_cond_broadcast(&db->cv);
     pthread_mutex_unlock(&db->mu);
     return NULL;
@@ -646,6 +733,14 @@ static wr_status bg_status(kv_db *db)
     return wr_err(WR_ERR_FAILED, "%s: %s", db->dir, db->bg_error);
 }
 
+/* Arena blocks of 1/16 of the memtable budget (4 KiB .. 1 MiB): a memtable's usage starts at
+ * one block, so a block as big as the budget would seal every memtable after one write. */
+static size_t arena_block(const kv_db *db)
+{
+    size_t b = db->o.memtable_bytes / 16;
+    return b < 4096 ? 4096 : b > (1u << 20) ? (1u << 20) : b;
+}
+
 /* Seal the memtable (mem -> imm) and start a new one (and a new WAL). Caller holds db->mu
  * and wmu; imm must be NULL. */
 static wr_status seal_mem(kv_db *db)
@@ -654,7 +749,7 @@ static wr_status seal_mem(kv_db *db)
     kv_wal *nw = NULL;
     uint64_t wn = 0;
 
-    WR_TRY(kv_mem_create(0, &nm));
+    WR_TRY(kv_mem_create(arena_block(db), &nm));
     if (db->o.wal != KV_WAL_OFF) {
         wn = db->next_file++;
         if (kv_wal_create(db->dir, wn, &nw) != WR_OK) {
@@ -821,13 +916,13 @@ static wr_status sst_probe(kv_db *db, const kv_fmeta *f, wr_bytes key, uint64_t 
     kv_table *tb;
     wr_status st;
     pthread_mutex_lock(&db->mu);
-    st = table_get(db, f->number, &tb);
+    st = kv_table_get(db, f->number, &tb);
     pthread_mutex_unlock(&db->mu);
     if (st != WR_OK)
         return st;
     st = kv_sst_get(tb->t, key, snap, val, found);
     pthread_mutex_lock(&db->mu);
-    table_put(db, tb);
+    kv_table_put(db, tb);
     pthread_mutex_unlock(&db->mu);
     return st;
 }
@@ -843,7 +938,7 @@ wr_status kv_get(kv_db *db, const kv_snapshot *snap, wr_bytes key, wr_buf *val)
     kv_found sf = KV_FOUND_NONE;
 
     if (snap)
-        return wr_err(WR_ERR_UNSUPPORTED, "snapshots are not implemented yet");
+        seq = snap->seq;
     pthread_mutex_lock(&db->mu);
     mem = kv_mem_ref(db->mem);
     imm = db->imm ? kv_mem_ref(db->imm) : NULL;
@@ -888,6 +983,43 @@ out:
     return st;
 }
 
+/* ---------------------------------------------------------------- snapshots */
+
+wr_status kv_snapshot_take(kv_db *db, kv_snapshot **out)
+{
+    kv_snapshot *s = wr_calloc(1, sizeof(*s));
+    *out = NULL;
+    if (s == NULL)
+        return WR_ERR_NOMEM;
+    pthread_mutex_lock(&db->mu);
+    /* Under mu, so a compaction choosing its inputs sees either this snapshot or none of the
+     * writes after it; appended last, the list stays in sequence order. */
+    s->seq = atomic_load_explicit(&db->seq, memory_order_acquire);
+    s->prev = db->snaps.prev;
+    s->next = &db->snaps;
+    db->snaps.prev->next = s;
+    db->snaps.prev = s;
+    pthread_mutex_unlock(&db->mu);
+    *out = s;
+    return WR_OK;
+}
+
+void kv_snapshot_release(kv_db *db, kv_snapshot *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&db->mu);
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    pthread_mutex_unlock(&db->mu);
+    wr_free(s);
+}
+
+uint64_t kv_snapshot_seq(const kv_snapshot *s)
+{
+    return s->seq;
+}
+
 /* ---------------------------------------------------------------- engine mode */
 
 wr_status kv_set_applied(kv_db *db, uint64_t log_offset)
@@ -915,6 +1047,22 @@ wr_status kv_flush(kv_db *db)
         return st;
     pthread_mutex_lock(&db->mu);
     while (db->imm != NULL && db->bg_err == WR_OK)
+        pthread_cond_wait(&db->cv, &db->mu);
+    st = db->bg_err != WR_OK ? bg_status(db) : WR_OK;
+    pthread_mutex_unlock(&db->mu);
+    return st;
+}
+
+wr_status kv_compact_all(kv_db *db)
+{
+    wr_status st;
+    WR_TRY(kv_flush(db));
+    pthread_mutex_lock(&db->mu);
+    while (db->manual && db->bg_err == WR_OK) /* someone else's: let it finish first */
+        pthread_cond_wait(&db->cv, &db->mu);
+    db->manual = true;
+    pthread_cond_broadcast(&db->cv);
+    while (db->manual && db->bg_err == WR_OK)
         pthread_cond_wait(&db->cv, &db->mu);
     st = db->bg_err != WR_OK ? bg_status(db) : WR_OK;
     pthread_mutex_unlock(&db->mu);
@@ -1056,14 +1204,14 @@ static wr_status recover(kv_db *db)
     db->applied = db->manifest_applied = ms.applied;
 
     /* Replay the WALs the MANIFEST still needs, oldest first, then flush what they held. */
-    if ((st = kv_mem_create(0, &db->mem)) != WR_OK)
+    if ((st = kv_mem_create(arena_block(db), &db->mem)) != WR_OK)
         goto out;
     if ((st = scan_dir(db, ms.log_number ? ms.log_number : 1, &wals, false)) != WR_OK)
         goto out;
     for (size_t i = 0; i < wals.cnt; i++) {
         char path[4200];
         uint64_t torn;
-        file_path(db, path, sizeof(path), wals.n[i], "wal");
+        kv_file_path(db, path, sizeof(path), wals.n[i], "wal");
         if ((st = kv_wal_replay(path, replay_record, &rc, &torn)) != WR_OK)
             goto out;
         if (torn != UINT64_MAX)
@@ -1088,7 +1236,7 @@ static wr_status recover(kv_db *db)
         if (st != WR_OK)
             goto out;
         kv_mem_unref(db->mem);
-        if ((st = kv_mem_create(0, &db->mem)) != WR_OK)
+        if ((st = kv_mem_create(arena_block(db), &db->mem)) != WR_OK)
             goto out;
     }
     if (db->o.wal != KV_WAL_OFF) {
@@ -1116,13 +1264,13 @@ void kv_close(kv_db *db)
 {
     if (db == NULL)
         return;
-    if (db->bg_started) {
-        pthread_mutex_lock(&db->mu);
-        db->stop = true;
-        pthread_cond_broadcast(&db->cv);
-        pthread_mutex_unlock(&db->mu);
-        pthread_join(db->bg, NULL);
-    }
+    pthread_mutex_lock(&db->mu);
+    db->stop = true;
+    pthread_cond_broadcast(&db->cv);
+    pthread_mutex_unlock(&db->mu);
+    for (int i = 0; i < 2; i++)
+        if (db->bg_started[i])
+            pthread_join(db->bg[i], NULL);
     if (db->wal && db->o.wal != KV_WAL_NEVER)
         WR_IGNORE(kv_wal_sync(db->wal));
     kv_wal_close(db->wal);
@@ -1154,6 +1302,7 @@ wr_status kv_open(const char *dir, const kv_options *opts, kv_db **out)
     if ((db = wr_calloc(1, sizeof(*db))) == NULL)
         return WR_ERR_NOMEM;
     db->lock_fd = -1;
+    db->snaps.next = db->snaps.prev = &db->snaps;
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->wmu, NULL);
     pthread_mutex_init(&db->omu, NULL);
@@ -1180,11 +1329,13 @@ wr_status kv_open(const char *dir, const kv_options *opts, kv_db **out)
     }
     if ((st = take_lock(db)) != WR_OK || (st = recover(db)) != WR_OK)
         goto err;
-    if (pthread_create(&db->bg, NULL, bg_main, db) != 0) {
-        st = wr_err(WR_ERR_IO, "%s: cannot start the background thread", dir);
-        goto err;
+    for (int i = 0; i < 2; i++) {
+        if (pthread_create(&db->bg[i], NULL, i == 0 ? flush_main : compact_main, db) != 0) {
+            st = wr_err(WR_ERR_IO, "%s: cannot start the background threads", dir);
+            goto err;
+        }
+        db->bg_started[i] = true;
     }
-    db->bg_started = true;
     *out = db;
     return WR_OK;
 err:

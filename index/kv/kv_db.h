@@ -1,0 +1,70 @@
+/* kv_db.h -- the store object shared by the files of the store core (private to index/kv/):
+ * kv_db.c (open, writes, point reads, flush, compaction), kv_iter.c (iterators, multi-get),
+ * kv_ckpt.c (checkpoints, verify).
+ *
+ * Locking: db->mu guards the memtables, the current version, the table cache, the snapshot
+ * list and the background state; db->wmu serialises writers. Readers take references
+ * (memtables, version, tables) under db->mu and then work without it. */
+#ifndef WEIR_KV_DB_H
+#define WEIR_KV_DB_H
+
+#include <pthread.h>
+
+#include "kv_mem.h"
+#include "kv_sst.h"
+#include "kv_version.h"
+
+typedef struct kv_table { /* the table cache: open SSTs by number (under db->mu) */
+    uint64_t number;
+    kv_sst *t; /* owned */
+    int refs;  /* readers using t outside db->mu */
+    bool dead; /* the file is obsolete: close when refs drops to 0 */
+} kv_table;
+
+struct kv_snapshot { /* a pinned sequence number, in db->snaps (under db->mu) */
+    uint64_t seq;
+    kv_snapshot *prev, *next;
+};
+
+struct kv_db {
+    char dir[4096];
+    kv_options o;
+    int lock_fd;
+    pthread_mutex_t mu;  /* mem, imm, cur, tables, counters, bg state */
+    pthread_cond_t cv;   /* background work finished, or there is some */
+    pthread_mutex_t wmu; /* serialises writers */
+    kv_mem *mem, *imm;   /* refs */
+    uint64_t imm_applied;
+    kv_wal *wal; /* NULL without a WAL */
+    uint64_t wal_number, imm_wal_number;
+    kv_manifest *man;
+    uint64_t manifest_number;
+    kv_version *cur; /* ref */
+    uint64_t next_file;
+    _Atomic uint64_t seq; /* last published sequence */
+    uint64_t applied, manifest_applied;
+    kv_table **tables; /* owned */
+    size_t table_cnt, table_cap;
+    pthread_mutex_t omu; /* obsolete file numbers, pushed by kv_fmeta on_free hooks */
+    uint64_t *obs;
+    size_t obs_cnt, obs_cap;
+    pthread_t bg[2]; /* flush, compaction */
+    bool bg_started[2], stop;
+    wr_status bg_err;
+    char bg_error[160];
+    uint64_t last_wal_sync_ns;
+    kv_snapshot snaps;      /* list head: oldest first (sequences only grow) */
+    bool manual;            /* kv_compact_all() asked for a full compaction */
+    uint64_t rr[KV_LEVELS]; /* round-robin file choice per level for compaction */
+    wr_buf scratch;         /* the batch being written (writer only) */
+    kv_stats st;
+};
+
+/* "<dir>/<number, 6+ digits>.<ext>" */
+void kv_file_path(const kv_db *db, char *dst, size_t cap, uint64_t number, const char *ext);
+/* The open table for file @number (opened on first use) with a reference the caller drops
+ * with kv_table_put(). Caller holds db->mu. */
+WR_MUST_CHECK wr_status kv_table_get(kv_db *db, uint64_t number, kv_table **out);
+void kv_table_put(kv_db *db, kv_table *tb); /* caller holds db->mu */
+
+#endif
