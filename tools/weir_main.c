@@ -3,7 +3,8 @@
  *   weir produce ...        weir_produce.c
  *   weir consume ...        weir_consume.c
  *   weir log <cmd> ...      weir_logcmd.c
- *   weir bench log ...      the bench library (wb.h)
+ *   weir kv <cmd> ...       weir_kv.c
+ *   weir bench log|kv ...   the bench library (wb.h)
  *
  * Exit status everywhere: 0 success, 1 data or I/O error, 2 usage error. */
 #include "wb.h"
@@ -17,7 +18,8 @@ static void wt_main_help(FILE *f)
                "  produce   append standard input to a topic, one record per line\n"
                "  consume   print the records of a topic, optionally as a consumer group\n"
                "  log       create, list, inspect, verify, dump and compact topics\n"
-               "  bench     run a bundled benchmark (weir bench log ...)\n\n"
+               "  kv        get, put, delete, scan, verify and compact a key-value store\n"
+               "  bench     run a bundled benchmark (weir bench log|kv ...)\n\n"
                "The log directory is --dir, else $WEIR_DIR, else ./weir-data.\n"
                "run 'weir <command> --help' for its flags and examples\n");
 }
@@ -26,8 +28,9 @@ static void wt_bench_help(FILE *f)
 {
     fprintf(f, "usage: weir bench <family> [flags]\n\n"
                "families:\n"
-               "  log       append and read throughput and latency of the log\n\n"
-               "run 'weir bench log --help' for its flags\n");
+               "  log       append and read throughput and latency of the log\n"
+               "  kv        db_bench workloads against the key-value store\n\n"
+               "run 'weir bench <family> --help' for its flags\n");
 }
 
 static int wt_bench_main(int argc, char **argv)
@@ -43,6 +46,8 @@ static int wt_bench_main(int argc, char **argv)
     }
     if (strcmp(argv[0], "log") == 0)
         return wb_log_main(argc, argv); /* argv[0] is the family, as wb.h expects */
+    if (strcmp(argv[0], "kv") == 0)
+        return wb_kv_main(argc, argv);
     fprintf(stderr, "weir bench: unknown benchmark family '%s'\n", argv[0]);
     wt_bench_help(stderr);
     return WT_EXIT_USAGE;
@@ -72,6 +77,8 @@ int main(int argc, char **argv)
         return wt_consume_main(argc - 2, argv + 2);
     if (strcmp(cmd, "log") == 0)
         return wt_log_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "kv") == 0)
+        return wt_kv_main(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0)
         return wt_bench_main(argc - 2, argv + 2);
     fprintf(stderr, "weir: unknown command '%s'\n", cmd);

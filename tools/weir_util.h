@@ -106,5 +106,6 @@ bool wt_stop_requested(void);
 int wt_produce_main(int argc, char **argv);
 int wt_consume_main(int argc, char **argv);
 int wt_log_main(int argc, char **argv);
+int wt_kv_main(int argc, char **argv);
 
 #endif

@@ -5,5 +5,6 @@
 #define WEIR_WB_H
 
 int wb_log_main(int argc, char **argv);
+int wb_kv_main(int argc, char **argv);
 
 #endif

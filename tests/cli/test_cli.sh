@@ -1,6 +1,7 @@
 #!/bin/bash
 # test_cli.sh -- end-to-end checks of the weir CLI: create, produce, consume (plain and as a
-# group), input validation, error messages, --help of every subcommand, log info/verify.
+# group), input validation, error messages, --help of every subcommand, log info/verify,
+# and weir kv (put/get/delete/scan/stats/compact/verify).
 # Usage: test_cli.sh /path/to/weir. Prints one line per check; exits 1 on the first failure.
 set -u
 
@@ -290,5 +291,126 @@ cat "$OUT" "$ERR" >"$TMP/all"
 has "$TMP/all" "$(basename "$seg")"
 grep -qiE '(byte|offset)[^0-9]*[0-9]+' "$TMP/all" || fail "verify output names no byte offset"
 ok "log verify fails on a flipped byte in a sealed segment, naming the file and offset"
+
+# ---------------------------------------------------------------- weir kv
+check_help "kv get" dir escaped raw
+check_help "kv put" dir create wal value-file escaped
+check_help "kv delete" dir wal escaped
+check_help "kv scan" dir prefix from to limit reverse keys-only escaped
+check_help "kv stats" dir json
+check_help "kv verify" dir
+check_help "kv compact" dir
+expect 0 "$W" kv --help
+for s in get put delete scan stats verify compact; do has "$OUT" "$s"; done
+expect 0 "$W" --help
+has "$OUT" "kv "
+ok "weir kv --help lists the commands; weir --help lists kv"
+
+K=$TMP/kv
+expect 2 "$W" kv
+expect 2 "$W" kv --dir "$K" frobnicate
+expect 2 "$W" kv get k
+has "$ERR" "--dir"
+expect 2 "$W" kv --dir "$K" get
+expect 2 "$W" kv --dir "$K" get a b
+expect 2 "$W" kv --dir "$K" put k
+expect 2 "$W" kv --dir "$K" --create put k v --wal sometimes
+has "$ERR" "always"
+expect 2 "$W" kv --dir "$K" --create put --escaped 'bad\q' v
+expect 2 "$W" kv --dir "$K" scan --limit many
+expect 2 "$W" kv --dir "$K" scan --bogus
+[ ! -e "$K" ] || fail "a usage error created $K"
+ok "weir kv usage errors: exit 2, nothing created"
+
+expect 1 "$W" kv --dir "$K" get k
+has "$ERR" "no store at $K"
+expect 1 "$W" kv --dir "$K" put k v
+has "$ERR" "--create"
+ok "weir kv without a store: exit 1, says to use --create"
+
+expect 0 "$W" kv --dir "$K" --create put users/u1 alice
+has "$OUT" "OK"
+for kv in users/u2=bob users/u3=carol items/a=apple items/b=banana zz=last; do
+    expect 0 "$W" kv --dir "$K" put "${kv%%=*}" "${kv#*=}"
+done
+expect 0 "$W" kv --dir "$K" get users/u2
+[ "$(cat "$OUT")" = bob ] || fail "get users/u2 gave '$(cat "$OUT")', wanted bob"
+expect 0 "$W" kv get --dir "$K" users/u1 # flags before or after the command
+[ "$(cat "$OUT")" = alice ] || fail "get users/u1 gave '$(cat "$OUT")'"
+expect 1 "$W" kv --dir "$K" get users/nobody
+has "$ERR" "not found"
+[ ! -s "$OUT" ] || fail "get of a missing key printed something on stdout"
+ok "weir kv put/get; a missing key exits 1 with 'not found'"
+
+expect_in 0 'from stdin' "$W" kv --dir "$K" put std/in -
+printf 'from\na file' >"$TMP/val"
+expect 0 "$W" kv --dir "$K" put std/file --value-file "$TMP/val" --wal interval
+expect 0 "$W" kv --dir "$K" get --raw std/file
+cmp -s "$OUT" "$TMP/val" || fail "get --raw std/file differs from the file put"
+expect 0 "$W" kv --dir "$K" get std/in
+[ "$(cat "$OUT")" = 'from stdin' ] || fail "get std/in gave '$(cat "$OUT")'"
+expect 0 "$W" kv --dir "$K" put --escaped 'bin\x01\tkey' 'line1\nline2\\'
+expect 0 "$W" kv --dir "$K" get --escaped 'bin\x01\tkey'
+[ "$(cat "$OUT")" = 'line1\nline2\\' ] || fail "get --escaped gave '$(cat "$OUT")'"
+ok "weir kv put from stdin, --value-file, --escaped; get --raw and --escaped"
+
+expect 0 "$W" kv --dir "$K" scan --prefix users/
+printf 'users/u1\talice\nusers/u2\tbob\nusers/u3\tcarol\n' | diff - "$OUT" >&2 ||
+    fail "scan --prefix users/"
+expect 0 "$W" kv --dir "$K" scan --from items/b --to users/u2
+printf 'items/b\tbanana\nstd/file\tfrom\\na file\nstd/in\tfrom stdin\nusers/u1\talice\n' |
+    diff - "$OUT" >&2 || fail "scan --from --to"
+expect 0 "$W" kv --dir "$K" scan --prefix users/ --reverse --keys-only
+printf 'users/u3\nusers/u2\nusers/u1\n' | diff - "$OUT" >&2 || fail "scan --reverse --keys-only"
+expect 0 "$W" kv --dir "$K" scan --reverse --limit 2
+printf 'zz\tlast\nusers/u3\tcarol\n' | diff - "$OUT" >&2 || fail "scan --reverse --limit 2"
+expect 0 "$W" kv --dir "$K" scan --prefix bin
+printf 'bin\\x01\\tkey\tline1\\nline2\\\\\n' | diff - "$OUT" >&2 || fail "scan escaping"
+expect 0 "$W" kv --dir "$K" scan
+lines "$OUT" 9
+ok "weir kv scan: --prefix, --from/--to, --reverse, --limit, --keys-only, escaping"
+
+expect 0 "$W" kv --dir "$K" delete users/u2
+has "$OUT" "OK"
+expect 1 "$W" kv --dir "$K" get users/u2
+expect 1 "$W" kv --dir "$K" delete users/u2
+has "$ERR" "not found"
+expect 0 "$W" kv --dir "$K" scan --prefix users/ --keys-only
+printf 'users/u1\nusers/u3\n' | diff - "$OUT" >&2 || fail "scan after delete"
+ok "weir kv delete; deleting a missing key exits 1"
+
+expect 0 "$W" kv --dir "$K" stats
+has "$OUT" "level"
+has "$OUT" "SST files"
+expect 0 "$W" kv --dir "$K" stats --json
+has "$OUT" '"sst_files":'
+has "$OUT" '"levels":['
+ok "weir kv stats (text and --json)"
+
+expect 0 "$W" kv --dir "$K" compact
+has "$OUT" "before:"
+has "$OUT" "after:"
+expect 0 "$W" kv --dir "$K" scan --keys-only
+lines "$OUT" 8
+expect 0 "$W" kv --dir "$K" get users/u3
+[ "$(cat "$OUT")" = carol ] || fail "get after compact gave '$(cat "$OUT")'"
+ok "weir kv compact keeps every live key"
+
+expect 0 "$W" kv --dir "$K" verify
+has "$OUT" "OK"
+ok "weir kv verify passes on a good store"
+
+sst=$(find "$K" -name '*.sst' | sort | head -n 1)
+[ -n "$sst" ] || fail "no .sst file in $K"
+off=3 # inside the first data block
+byte=$(od -An -tu1 -j "$off" -N1 "$sst" | tr -d ' ')
+printf "\\$(printf '%03o' $((byte ^ 255)))" | dd of="$sst" bs=1 seek="$off" conv=notrunc \
+    2>/dev/null || fail "could not flip a byte"
+"$W" kv --dir "$K" verify >"$OUT" 2>"$ERR"
+rc=$?
+[ "$rc" -eq 1 ] || fail "kv verify exit status $rc on a damaged .sst, wanted 1"
+cat "$OUT" "$ERR" >"$TMP/all"
+has "$TMP/all" "$(basename "$sst")"
+ok "weir kv verify fails on a flipped byte in an .sst, naming the file"
 
 printf 'all %d checks passed\n' "$n"
