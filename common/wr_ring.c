@@ -24,7 +24,12 @@
  * Invariants: (1) n_reaped <= n_completed <= n_submitted, and every submitted op completes
  * exactly once; (2) internal ops (issued by wr_ring_pwrite_all/pread_all) are never handed
  * to wr_ring_reap(); (3) after an io_uring_enter error other than EINTR the ring is FAILED
- * (sticky) because the kernel's view of the queue is unknown. */
+ * (sticky) because the kernel's view of the queue is unknown.
+ *
+ * Fault hook (wr_fault_set, tests only): while one is installed, wr_ring_pwrite_all asks it
+ * before each write and before the sync, and queues the sync on its own after the write
+ * completed (not linked), so the hook sees the sync once the bytes it covers are written. An
+ * injected errno takes the same error path as a failed op. No hook: one relaxed load. */
 #include <errno.h>
 #include <liburing.h>
 #include <pthread.h>
@@ -32,6 +37,7 @@
 #include <unistd.h>
 
 #include "wr.h"
+#include "wr_int.h"
 
 #define WR_RING_RW_MAX     0x7ffff000u /* the kernel's MAX_RW_COUNT: results fit in int32 */
 #define WR_RING_DEPTH_MAX  32768u      /* IORING_MAX_ENTRIES */
@@ -490,6 +496,68 @@ static int32_t wr_ring_helper_take(wr_ring *r, uint32_t idx)
     return res;
 }
 
+static wr_status wr_ring_write_err(int fd, size_t chunk, uint64_t off, int e, int *err_out)
+{
+    if (err_out != NULL)
+        *err_out = e;
+    return wr_err(wr_status_from_errno(e) == WR_ERR_FULL ? WR_ERR_FULL : WR_ERR_IO,
+                  "pwrite fd %d, %zu bytes at offset %llu: %s", fd, chunk, (unsigned long long)off,
+                  strerror(e));
+}
+
+static wr_status wr_ring_sync_err(int fd, int e, int *err_out)
+{
+    /* never retry an fsync: the kernel may have dropped the dirty pages */
+    if (err_out != NULL)
+        *err_out = e;
+    return wr_err(WR_ERR_IO, "fdatasync fd %d: %s", fd, strerror(e));
+}
+
+/* One internal op queued on its own and waited for; *res_out gets bytes or -errno. */
+static wr_status wr_ring_one(wr_ring *r, enum wr_opcode opc, int fd, const void *buf, size_t len,
+                             uint64_t off, int32_t *res_out)
+{
+    uint32_t slot;
+
+    WR_TRY(wr_ring_queue(r, opc, fd, (void *)(uintptr_t)buf, len, off, 0, 0, true, &slot));
+    WR_TRY(wr_ring_helper_wait(r, slot));
+    *res_out = wr_ring_helper_take(r, slot);
+    return WR_OK;
+}
+
+/* wr_ring_pwrite_all with a fault hook installed: the write, then (once it is complete) the
+ * sync, each announced to the hook first. */
+static wr_status wr_ring_pwrite_hooked(wr_ring *r, int fd, const uint8_t *p, size_t len,
+                                       uint64_t off, bool sync, int *err_out)
+{
+    size_t done = 0;
+    int32_t res;
+    int e;
+
+    while (done < len) {
+        size_t chunk = len - done < WR_RING_RW_MAX ? len - done : WR_RING_RW_MAX, want = chunk;
+
+        if ((e = wr_fault_call(WR_FAULT_WRITE, NULL, NULL, fd, off + done, &want)) != 0) {
+            if (want > 0 && want < chunk) /* the hook's torn prefix lands, then the error */
+                WR_TRY(wr_ring_one(r, WR_OP_WRITE, fd, p + done, want, off + done, &res));
+            return wr_ring_write_err(fd, chunk, off + done, e, err_out);
+        }
+        WR_TRY(wr_ring_one(r, WR_OP_WRITE, fd, p + done, chunk, off + done, &res));
+        if (res == -EINTR || res == -EAGAIN)
+            continue;
+        if (res <= 0)
+            return wr_ring_write_err(fd, chunk, off + done, res < 0 ? -res : ENOSPC, err_out);
+        done += (size_t)res;
+    }
+    if (!sync)
+        return WR_OK;
+    if ((e = wr_fault_call(WR_FAULT_SYNC, NULL, NULL, fd, 0, NULL)) == 0) {
+        WR_TRY(wr_ring_one(r, WR_OP_FDATASYNC, fd, NULL, 0, 0, &res));
+        e = res < 0 ? -res : 0;
+    }
+    return e != 0 ? wr_ring_sync_err(fd, e, err_out) : WR_OK;
+}
+
 wr_status wr_ring_pwrite_all(wr_ring *r, int fd, const void *buf, size_t len, uint64_t off,
                              bool sync, int *err_out)
 {
@@ -499,6 +567,8 @@ wr_status wr_ring_pwrite_all(wr_ring *r, int fd, const void *buf, size_t len, ui
     if (err_out != NULL)
         *err_out = 0;
     WR_TRY(wr_ring_helper_begin(r, 2, "wr_ring_pwrite_all"));
+    if (wr_fault_armed())
+        return wr_ring_pwrite_hooked(r, fd, p, len, off, sync, err_out);
     for (;;) {
         size_t chunk = len - done < WR_RING_RW_MAX ? len - done : WR_RING_RW_MAX;
         bool last = done + chunk == len;
@@ -522,23 +592,13 @@ wr_status wr_ring_pwrite_all(wr_ring *r, int fd, const void *buf, size_t len, ui
             sres = wr_ring_helper_take(r, sslot);
         if (wres == -EINTR || wres == -EAGAIN)
             continue;
-        if (wres < 0 || (wres == 0 && chunk > 0)) {
-            int e = wres < 0 ? -wres : ENOSPC;
-            if (err_out != NULL)
-                *err_out = e;
-            return wr_err(wr_status_from_errno(e) == WR_ERR_FULL ? WR_ERR_FULL : WR_ERR_IO,
-                          "pwrite fd %d, %zu bytes at offset %llu: %s", fd, chunk,
-                          (unsigned long long)(off + done), strerror(e));
-        }
+        if (wres < 0 || (wres == 0 && chunk > 0))
+            return wr_ring_write_err(fd, chunk, off + done, wres < 0 ? -wres : ENOSPC, err_out);
         done += (size_t)wres;
         if (done < len || (size_t)wres < chunk)
             continue; /* short write: the linked sync was cancelled; write the rest */
-        if (sres < 0) {
-            /* never retry an fsync: the kernel may have dropped the dirty pages */
-            if (err_out != NULL)
-                *err_out = -sres;
-            return wr_err(WR_ERR_IO, "fdatasync fd %d: %s", fd, strerror(-sres));
-        }
+        if (sres < 0)
+            return wr_ring_sync_err(fd, -sres, err_out);
         return WR_OK;
     }
 }

@@ -269,4 +269,45 @@ WR_MUST_CHECK wr_status wr_file_read(const char *path, wr_buf *out);
 /* snprintf that reports truncation as WR_ERR_INVAL instead of silently cutting a path. */
 WR_MUST_CHECK wr_status wr_path(char *dst, size_t cap, const char *fmt, ...) WR_PRINTF(3, 4);
 
+/* Write-side syscalls with an error naming @path (and the fault hook below). wr_file_create
+ * makes a new file for writing (O_CREAT | O_EXCL, 0644; WR_ERR_EXISTS if it exists);
+ * wr_pwrite_all continues short writes and retries EINTR; a failed wr_fdatasync must never be
+ * retried (the kernel may have dropped the dirty pages): the caller's handle becomes FAILED. */
+WR_MUST_CHECK wr_status wr_file_create(const char *path, int *fd_out);
+WR_MUST_CHECK wr_status wr_pwrite_all(int fd, const void *p, size_t n, uint64_t off,
+                                      const char *path);
+WR_MUST_CHECK wr_status wr_fdatasync(int fd, const char *path);
+
+/* ---------------------------------------------------------------- fault injection (tests) */
+/* One process-wide hook, consulted before every write-side operation of wr_file_create,
+ * wr_pwrite_all, wr_fdatasync, wr_fsync_dir, wr_file_write_atomic and wr_ring_pwrite_all (so
+ * before every write, sync, create and rename of the KV store). It returns 0 to let the
+ * operation run, or an errno to make it fail as if the syscall had returned that errno: the
+ * caller takes its ordinary error path (same status mapping, same message naming the file).
+ * A failed WRITE writes nothing, or the first io->len bytes if the hook lowered io->len (a
+ * disk that filled up part-way); a failed SYNC leaves the written bytes in the page cache,
+ * not durable. The hook runs on whichever thread does the I/O (writers, background threads),
+ * so it must be thread-safe; a SYNC is announced after the data it covers was written, so a
+ * hook can fstat(io->fd) to learn the bytes that become durable when it returns 0.
+ * Unset (the default), it costs one relaxed atomic load per operation. */
+typedef enum wr_fault_op {
+    WR_FAULT_OPEN,    /* create @path for writing */
+    WR_FAULT_WRITE,   /* write io->len bytes at io->off to io->fd */
+    WR_FAULT_SYNC,    /* fdatasync/fsync of io->fd */
+    WR_FAULT_RENAME,  /* rename @path -> @path2 */
+    WR_FAULT_SYNC_DIR /* fsync of the directory @path */
+} wr_fault_op;
+typedef struct wr_fault_io {
+    wr_fault_op op;
+    const char *path;  /* the file; NULL when only io->fd is known (wr_ring_pwrite_all) */
+    const char *path2; /* RENAME: the new name; otherwise NULL */
+    int fd;            /* WRITE, SYNC: the descriptor; otherwise -1 */
+    uint64_t off;      /* WRITE: the file offset */
+    size_t len;        /* WRITE: the byte count (the hook may lower it, see above) */
+} wr_fault_io;
+typedef int (*wr_fault_fn)(void *ctx, wr_fault_io *io);
+/* Install (@fn NULL: remove) the hook. Not synchronised with I/O in flight: set it before
+ * the operations it should see start, clear it after they ended. */
+void wr_fault_set(wr_fault_fn fn, void *ctx);
+
 #endif

@@ -45,7 +45,7 @@ void kv_options_default(kv_options *o)
     o->create_if_missing = true;
     o->wal = KV_WAL_OFF;
     o->wal_interval_ms = 100;
-    o->memtable_bytes = 64u << 20;
+    o->memtable_bytes = 8u << 20;
     o->block_bytes = 4096;
     o->bloom_bits_per_key = 10;
     o->block_cache_bytes = 64u << 20;
@@ -82,6 +82,7 @@ wr_status kv_table_get(kv_db *db, uint64_t number, kv_table **out)
         }
     kv_file_path(db, path, sizeof(path), number, "sst");
     WR_TRY(kv_sst_open(path, &t));
+    kv_sst_set_cache(t, db->bcache, number);
     if (db->table_cnt == db->table_cap) {
         size_t ncap = db->table_cap ? db->table_cap * 2 : 64;
         kv_table **n = wr_realloc(db->tables, ncap * sizeof(*n));
@@ -157,6 +158,7 @@ static void drain_obsolete(kv_db *db)
             }
         kv_file_path(db, path, sizeof(path), db->obs[k], "sst");
         unlink(path); /* an open descriptor keeps the bytes for whoever still reads */
+        kv_cache_erase_file(db->bcache, db->obs[k]);
     }
     db->obs_cnt = 0;
     pthread_mutex_unlock(&db->omu);
@@ -1081,6 +1083,7 @@ void kv_stats_get(kv_db *db, kv_stats *out)
         out->level_bytes[l] = kv_version_level_bytes(db->cur, l);
     }
     snprintf(out->bg_error, sizeof(out->bg_error), "%s", db->bg_error);
+    kv_cache_stats(db->bcache, &out->block_cache_hits, &out->block_cache_misses, NULL);
     pthread_mutex_unlock(&db->mu);
 }
 
@@ -1281,6 +1284,7 @@ void kv_close(kv_db *db)
     while (db->table_cnt)
         table_free(db, 0);
     wr_free(db->tables);
+    kv_cache_destroy(db->bcache);
     wr_free(db->obs);
     pthread_mutex_destroy(&db->omu);
     wr_buf_fini(&db->scratch);
@@ -1317,7 +1321,8 @@ wr_status kv_open(const char *dir, const kv_options *opts, kv_db **out)
         db->o.max_value_bytes = KV_VALUE_MAX;
     if (db->o.memtable_bytes < (64u << 10))
         db->o.memtable_bytes = 64u << 10;
-    if ((st = wr_path(db->dir, sizeof(db->dir), "%s", dir)) != WR_OK)
+    if ((st = wr_path(db->dir, sizeof(db->dir), "%s", dir)) != WR_OK ||
+        (st = kv_cache_create(db->o.block_cache_bytes, 0, &db->bcache)) != WR_OK)
         goto err;
     if (stat(dir, &stb) != 0) {
         if (!db->o.create_if_missing) {

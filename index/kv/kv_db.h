@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 
+#include "kv_cache.h"
 #include "kv_mem.h"
 #include "kv_sst.h"
 #include "kv_version.h"
@@ -43,6 +44,7 @@ struct kv_db {
     uint64_t next_file;
     _Atomic uint64_t seq; /* last published sequence */
     uint64_t applied, manifest_applied;
+    kv_cache *bcache;  /* owned: decoded blocks of every table */
     kv_table **tables; /* owned */
     size_t table_cnt, table_cap;
     pthread_mutex_t omu; /* obsolete file numbers, pushed by kv_fmeta on_free hooks */

@@ -21,17 +21,23 @@
  * footer out differently, so the version is decided before the layout is trusted), then the
  * properties, the index (decoded into an array) and the filter; they stay in memory and are
  * never written again, so gets and iterators on one table run concurrently without locks. Data
- * blocks come from kv_sst_read_block() (pread) into the caller's buffer.
+ * blocks come from kv_sst_read_block(): a read through the calling thread's io_uring
+ * (wr_ring_pread_all; pread when the thread has no usable ring), then checksum and zstd. With a
+ * block cache (kv_sst_set_cache) a reader first looks the block up by (file id, offset), pins
+ * the cached copy while it uses it, and inserts what it read on a miss; kv_sst_multi_get()
+ * reads all the blocks its keys need that the cache lacks with one io_uring submission.
  *
  * Invariants: (1) keys in a file strictly increase in kv_ikey_cmp order; (2) every handle the
  * reader uses was bounds-checked against the file length at open; (3) every error message names
  * the file and a byte offset. */
 #include "kv_sst.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -168,20 +174,11 @@ static wr_status builder_fail(kv_sst_builder *b, wr_status st)
 
 static wr_status wbuf_flush(kv_sst_builder *b)
 {
-    size_t done = 0;
+    wr_status st = wr_pwrite_all(b->fd, b->wbuf.ptr, b->wbuf.len, b->off, b->path);
 
-    while (done < b->wbuf.len) {
-        ssize_t n = write(b->fd, b->wbuf.ptr + done, b->wbuf.len - done);
-        if (n <= 0) {
-            int e = n < 0 ? errno : ENOSPC;
-            if (e == EINTR)
-                continue;
-            return builder_fail(b, wr_err(wr_status_from_errno(e), "%s: write at offset %llu: %s",
-                                          b->path, (ull)(b->off + done), strerror(e)));
-        }
-        done += (size_t)n;
-    }
-    b->off += done;
+    if (st != WR_OK)
+        return builder_fail(b, st); /* the message names the file and the offset */
+    b->off += b->wbuf.len;
     b->wbuf.len = 0;
     return WR_OK;
 }
@@ -388,10 +385,7 @@ static wr_status builder_finish(kv_sst_builder *b)
     wr_put64(f + 64, KV_SST_MAGIC);
     b->wbuf.len += KV_SST_FOOTER;
     WR_TRY(wbuf_flush(b));
-    if (fdatasync(b->fd) != 0) {
-        int e = errno;
-        return wr_err(wr_status_from_errno(e), "%s: fdatasync: %s", b->path, strerror(e));
-    }
+    WR_TRY(wr_fdatasync(b->fd, b->path));
     if (close(b->fd) != 0) {
         int e = errno;
         b->fd = -1;
@@ -451,6 +445,8 @@ struct kv_sst {
     wr_buf filter;  /* owned: filter block contents */
     kv_bloom bloom; /* borrowed from filter */
     bool has_filter;
+    kv_cache *cache;  /* borrowed from kv_sst_set_cache()'s caller; NULL: no block cache */
+    uint64_t file_id; /* this table's key in the cache */
 };
 
 static inline wr_bytes idx_key(const kv_sst *t, uint32_t i)
@@ -479,7 +475,19 @@ const char *kv_sst_path(const kv_sst *t)
     return t->path;
 }
 
-static wr_status pread_full(const kv_sst *t, void *buf, size_t n, uint64_t off)
+static wr_status read_error(const kv_sst *t, int e, uint64_t off)
+{
+    return wr_err(wr_status_from_errno(e), "%s: read at offset %llu: %s", t->path, (ull)off,
+                  strerror(e));
+}
+
+static wr_status read_truncated(const kv_sst *t, uint64_t off)
+{
+    return wr_err(WR_ERR_CORRUPT, "%s: truncated: no bytes at offset %llu", t->path, (ull)off);
+}
+
+/* Read [off, off + n) with pread(): the path when the thread's ring is unusable. */
+static wr_status pread_sync(const kv_sst *t, void *buf, size_t n, uint64_t off)
 {
     size_t done = 0;
 
@@ -489,15 +497,33 @@ static wr_status pread_full(const kv_sst *t, void *buf, size_t n, uint64_t off)
             int e = errno;
             if (e == EINTR)
                 continue;
-            return wr_err(wr_status_from_errno(e), "%s: read at offset %llu: %s", t->path,
-                          (ull)(off + done), strerror(e));
+            return read_error(t, e, off + done);
         }
         if (r == 0)
-            return wr_err(WR_ERR_CORRUPT, "%s: truncated: no bytes at offset %llu", t->path,
-                          (ull)(off + done));
+            return read_truncated(t, off + done);
         done += (size_t)r;
     }
     return WR_OK;
+}
+
+/* Read [off, off + n) through the calling thread's io_uring. A thread without a ring (out of
+ * memory) or whose ring failed or is full of its own caller's ops reads with pread() instead:
+ * the result is the same, only the path differs. */
+static wr_status pread_full(const kv_sst *t, void *buf, size_t n, uint64_t off)
+{
+    wr_ring *r = wr_ring_thread();
+    size_t got = 0;
+    int err = 0;
+    wr_status st;
+
+    if (r == NULL)
+        return pread_sync(t, buf, n, off);
+    st = wr_ring_pread_all(r, t->fd, buf, n, off, &got, &err);
+    if (st == WR_OK)
+        return got == n ? WR_OK : read_truncated(t, off + got);
+    if (err != 0)
+        return read_error(t, err, off + got);
+    return pread_sync(t, (uint8_t *)buf + got, n - got, off + got);
 }
 
 /* One zstd decompression context per thread, made on first use and freed at thread exit:
@@ -534,7 +560,19 @@ static ZSTD_DCtx *thread_dctx(void)
     return d;
 }
 
-wr_status kv_sst_read_block(const kv_sst *t, kv_handle h, wr_buf *out)
+static wr_status block_check_handle(const kv_sst *t, kv_handle h)
+{
+    uint64_t lim = t->file_len - KV_SST_FOOTER; /* open checked file_len >= KV_SST_FOOTER */
+
+    if (h.size > lim || lim - h.size < KV_BLOCK_TRAILER || h.off > lim - h.size - KV_BLOCK_TRAILER)
+        return wr_err(WR_ERR_CORRUPT, "%s: block at offset %llu of %llu bytes lies past the end",
+                      t->path, (ull)h.off, (ull)h.size);
+    return WR_OK;
+}
+
+/* @out->ptr holds the h.size + KV_BLOCK_TRAILER stored bytes of the block at @h: check the
+ * trailer and decompress; @out gets the contents. */
+static wr_status block_decode(const kv_sst *t, kv_handle h, wr_buf *out)
 {
     wr_buf z = {0};
     ZSTD_DCtx *dctx;
@@ -542,14 +580,7 @@ wr_status kv_sst_read_block(const kv_sst *t, kv_handle h, wr_buf *out)
     size_t n, got;
     uint8_t type;
 
-    uint64_t lim = t->file_len - KV_SST_FOOTER; /* open checked file_len >= KV_SST_FOOTER */
-
-    if (h.size > lim || lim - h.size < KV_BLOCK_TRAILER || h.off > lim - h.size - KV_BLOCK_TRAILER)
-        return wr_err(WR_ERR_CORRUPT, "%s: block at offset %llu of %llu bytes lies past the end",
-                      t->path, (ull)h.off, (ull)h.size);
     out->len = 0;
-    WR_TRY(wr_buf_reserve(out, (size_t)h.size + KV_BLOCK_TRAILER));
-    WR_TRY(pread_full(t, out->ptr, (size_t)h.size + KV_BLOCK_TRAILER, h.off));
     if (wr_xxh3(out->ptr, (size_t)h.size + 1) != wr_get64(out->ptr + h.size + 1))
         return wr_err(WR_ERR_CORRUPT, "%s: block checksum mismatch at offset %llu (%llu bytes)",
                       t->path, (ull)h.off, (ull)h.size);
@@ -583,6 +614,15 @@ wr_status kv_sst_read_block(const kv_sst *t, kv_handle h, wr_buf *out)
     wr_buf_fini(out);
     *out = z;
     return WR_OK;
+}
+
+wr_status kv_sst_read_block(const kv_sst *t, kv_handle h, wr_buf *out)
+{
+    WR_TRY(block_check_handle(t, h));
+    out->len = 0;
+    WR_TRY(wr_buf_reserve(out, (size_t)h.size + KV_BLOCK_TRAILER));
+    WR_TRY(pread_full(t, out->ptr, (size_t)h.size + KV_BLOCK_TRAILER, h.off));
+    return block_decode(t, h, out);
 }
 
 static wr_status decode_props(const kv_sst *t, const uint8_t *p, size_t len, kv_sst_props *out)
@@ -862,40 +902,91 @@ static wr_status data_block_bad(const kv_sst *t, uint32_t i, const char *what)
                   (ull)t->idx[i].off, what);
 }
 
-wr_status kv_sst_get(const kv_sst *t, wr_bytes ukey, uint64_t snap_seq, wr_buf *val,
-                     kv_found *found_out)
+void kv_sst_set_cache(kv_sst *t, kv_cache *c, uint64_t file_id)
 {
-    uint8_t small[256];
-    uint8_t *tk = small;
-    wr_buf raw = {0};
-    kv_block blk;
+    t->cache = c;
+    t->file_id = file_id;
+}
+
+/* ---------------------------------------------------------------- data blocks in use */
+/* One data block a reader is using: pinned in the block cache, or in the reader's own buffer. */
+typedef struct sst_blk {
+    kv_cache_handle *ch; /* pinned entry holding the bytes, or NULL */
+    wr_buf raw;          /* owned: the bytes when not cached (kept for reuse) */
+    kv_block blk;        /* view of ch's value or of raw */
+} sst_blk;
+
+static void blk_unpin(const kv_sst *t, sst_blk *b)
+{
+    if (b->ch != NULL) {
+        kv_cache_release(t->cache, b->ch);
+        b->ch = NULL;
+    }
+}
+
+static void blk_fini(const kv_sst *t, sst_blk *b)
+{
+    blk_unpin(t, b);
+    wr_buf_fini(&b->raw);
+}
+
+/* A view of a cached block: only blocks that passed kv_block_parse() are inserted, and cached
+ * bytes never change, so the restart array need not be checked again. */
+static void blk_view_cached(sst_blk *b)
+{
+    wr_bytes v = kv_cache_value(b->ch);
+    uint32_t cnt = wr_get32(v.ptr + v.len - 4);
+
+    assert(v.len >= 4 && v.len <= KV_BLOCK_MAX && cnt <= (v.len - 4) / 4);
+    b->blk.p = v.ptr;
+    b->blk.len = (uint32_t)v.len;
+    b->blk.rst_cnt = cnt;
+    b->blk.rst_off = (uint32_t)(v.len - 4 - 4 * (size_t)cnt);
+}
+
+/* b->raw holds the contents of data block @i, just read: parse them and, with a cache, move
+ * them into it (trimmed to their length, since the cache charges what they occupy). When the
+ * cache cannot take them (out of memory), they stay in b->raw and the read still succeeds. */
+static wr_status blk_adopt(const kv_sst *t, uint32_t i, sst_blk *b)
+{
+    uint8_t *p;
+
+    if (kv_block_parse(b->raw.ptr, b->raw.len, &b->blk) != WR_OK)
+        return data_block_bad(t, i, "bad restart array");
+    if (t->cache == NULL)
+        return WR_OK;
+    if (b->raw.cap > b->raw.len && (p = wr_realloc(b->raw.ptr, b->raw.len)) != NULL) {
+        b->raw.ptr = p;
+        b->raw.cap = b->raw.len;
+        b->blk.p = p;
+    }
+    if (kv_cache_insert(t->cache, t->file_id, t->idx[i].off, b->raw.ptr, b->raw.len,
+                        b->raw.cap + KV_CACHE_OVERHEAD, &b->ch) == WR_OK)
+        memset(&b->raw, 0, sizeof(b->raw)); /* moved; b->blk still views the same bytes */
+    return WR_OK;
+}
+
+/* Make @b hold data block @i (unpinning what it held): from the cache, else from disk. */
+static wr_status blk_load(const kv_sst *t, uint32_t i, sst_blk *b)
+{
+    blk_unpin(t, b);
+    if (t->cache != NULL &&
+        (b->ch = kv_cache_lookup(t->cache, t->file_id, t->idx[i].off)) != NULL) {
+        blk_view_cached(b);
+        return WR_OK;
+    }
+    WR_TRY(kv_sst_read_block(t, idx_handle(t, i), &b->raw));
+    return blk_adopt(t, i, b);
+}
+
+/* The newest version of @ukey at or below @target's sequence in data block @i (@blk). */
+static wr_status blk_find(const kv_sst *t, uint32_t i, const kv_block *blk, wr_bytes target,
+                          wr_bytes ukey, wr_buf *val, kv_found *found_out)
+{
     kv_block_iter it;
-    wr_bytes target;
-    uint32_t i;
     wr_status st;
 
-    *found_out = KV_FOUND_NONE;
-    if (ukey.len > KV_KEY_MAX)
-        return WR_ERR_TOOBIG;
-    if (!kv_sst_may_contain(t, ukey))
-        return WR_OK;
-    if (ukey.len + KV_TRAILER > sizeof small && (tk = wr_malloc(ukey.len + KV_TRAILER)) == NULL)
-        return WR_ERR_NOMEM;
-    target = wr_bytes_of(
-        tk, kv_ikey_put(tk, ukey, snap_seq < KV_SEQ_MAX ? snap_seq : KV_SEQ_MAX, KV_TYPE_SEEK));
-    /* Only block i can hold the answer: if every key of it is < target, then target <= its
-     * separator < the next block's first user key. */
-    if ((i = idx_lower_bound(t, target)) == t->idx_cnt) {
-        st = WR_OK;
-        goto out_free_key;
-    }
-    if ((st = kv_sst_read_block(t, idx_handle(t, i), &raw)) != WR_OK)
-        goto out_free_key;
-    if (kv_block_parse(raw.ptr, raw.len, &blk) != WR_OK) {
-        st = data_block_bad(t, i, "bad restart array");
-        goto out_free_raw;
-    }
-    kv_block_iter_init(&it, &blk);
+    kv_block_iter_init(&it, blk);
     st = kv_block_iter_seek(&it, target);
     if (st == WR_OK && wr_bytes_eq(kv_ikey_user(kv_block_iter_key(&it)), ukey)) {
         kv_type type = kv_ikey_type(kv_block_iter_key(&it));
@@ -913,21 +1004,287 @@ wr_status kv_sst_get(const kv_sst *t, wr_bytes ukey, uint64_t snap_seq, wr_buf *
         st = WR_OK;
     }
     kv_block_iter_fini(&it);
-out_free_raw:
-    wr_buf_fini(&raw);
+    return st;
+}
+
+static wr_bytes seek_key(uint8_t *dst, wr_bytes ukey, uint64_t snap_seq)
+{
+    return wr_bytes_of(
+        dst, kv_ikey_put(dst, ukey, snap_seq < KV_SEQ_MAX ? snap_seq : KV_SEQ_MAX, KV_TYPE_SEEK));
+}
+
+wr_status kv_sst_get(const kv_sst *t, wr_bytes ukey, uint64_t snap_seq, wr_buf *val,
+                     kv_found *found_out)
+{
+    uint8_t small[256];
+    uint8_t *tk = small;
+    sst_blk b = {0};
+    wr_bytes target;
+    uint32_t i;
+    wr_status st;
+
+    *found_out = KV_FOUND_NONE;
+    if (ukey.len > KV_KEY_MAX)
+        return WR_ERR_TOOBIG;
+    if (!kv_sst_may_contain(t, ukey))
+        return WR_OK;
+    if (ukey.len + KV_TRAILER > sizeof small && (tk = wr_malloc(ukey.len + KV_TRAILER)) == NULL)
+        return WR_ERR_NOMEM;
+    target = seek_key(tk, ukey, snap_seq);
+    /* Only block i can hold the answer: if every key of it is < target, then target <= its
+     * separator < the next block's first user key. */
+    if ((i = idx_lower_bound(t, target)) == t->idx_cnt) {
+        st = WR_OK;
+        goto out_free_key;
+    }
+    if ((st = blk_load(t, i, &b)) == WR_OK)
+        st = blk_find(t, i, &b.blk, target, ukey, val, found_out);
+    blk_fini(t, &b);
 out_free_key:
     if (tk != small)
         wr_free(tk);
     return st;
 }
 
+/* ---------------------------------------------------------------- multi-get */
+#define MGET_TAG      (UINT64_C(0x4b564d47) << 32) /* "KVMG": marks this file's ring reads */
+#define MGET_TAG_MASK (UINT64_C(0xffffffff) << 32)
+#define MGET_REAP     64u /* completions per wr_ring_reap() call */
+
+typedef struct mget_key {
+    uint32_t blk; /* the data block that can hold it */
+    size_t key;   /* its index in the caller's arrays */
+} mget_key;
+
+/* One distinct data block the keys need. */
+typedef struct mget_blk {
+    uint32_t i;     /* data block index */
+    int32_t res;    /* the ring read's result, when ring_done */
+    bool queued;    /* on the ring, completion not reaped yet */
+    bool ring_done; /* the ring read completed: res is valid */
+    wr_status st;   /* of getting the block */
+    char *err;      /* owned: wr_errmsg() of a failed st (NULL if strdup failed) */
+    sst_blk b;
+} mget_blk;
+
+static int mget_key_cmp(const void *a, const void *b)
+{
+    const mget_key *x = a, *y = b;
+    if (x->blk != y->blk)
+        return x->blk < y->blk ? -1 : 1;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static void mget_fail(mget_blk *m, wr_status st)
+{
+    m->st = st;
+    m->err = wr_strdup(wr_errmsg());
+}
+
+/* Queue the reads of @rd on the thread's ring, as many as it has room for, submit them in one
+ * go, reap them all, and repeat until every read completed. Blocks the ring could not take
+ * (no ring, a ring full of its caller's own ops, a failed ring) keep ring_done false and are
+ * read with pread by mget_finish(). */
+static void mget_ring_reads(const kv_sst *t, mget_blk **rd, size_t nrd)
+{
+    wr_ring *r = wr_ring_thread();
+    size_t next = 0, inflight = 0, leaked = 0;
+    wr_cqe cq[MGET_REAP];
+
+    if (r == NULL)
+        return;
+    while (next < nrd) {
+        for (; next < nrd; next++, inflight++) {
+            mget_blk *m = rd[next];
+            kv_handle h = idx_handle(t, m->i);
+            if (wr_ring_read(r, t->fd, m->b.raw.ptr, (size_t)h.size + KV_BLOCK_TRAILER, h.off, 0,
+                             MGET_TAG | next) != WR_OK)
+                break; /* WR_AGAIN: no free slot; anything else: the ring failed */
+            m->queued = true;
+        }
+        if (inflight == 0)
+            return;
+        if (wr_ring_submit(r, (unsigned)inflight) != WR_OK)
+            goto err_ring;
+        while (inflight > 0) {
+            unsigned k = wr_ring_reap(r, cq, inflight < MGET_REAP ? (unsigned)inflight : MGET_REAP);
+            if (k == 0) {
+                if (wr_ring_inflight(r) == 0 || wr_ring_submit(r, 1) != WR_OK)
+                    goto err_ring;
+                continue;
+            }
+            for (unsigned j = 0; j < k; j++) {
+                uint64_t idx = cq[j].tag & ~MGET_TAG_MASK;
+                if ((cq[j].tag & MGET_TAG_MASK) != MGET_TAG || idx >= nrd || !rd[idx]->queued) {
+                    /* someone left a completion on the thread's ring: a bug in that caller */
+                    WR_LOGE("%s: multi-get reaped a foreign ring completion (tag %llx); dropped",
+                            t->path, (ull)cq[j].tag);
+                    continue;
+                }
+                rd[idx]->queued = false;
+                rd[idx]->ring_done = true;
+                rd[idx]->res = cq[j].res;
+                inflight--;
+            }
+        }
+    }
+    return;
+err_ring:
+    /* The ring's state is unknown and the kernel may still fill the buffers of reads in
+     * flight: leak those buffers rather than free them; mget_finish() reads the blocks again. */
+    for (size_t j = 0; j < next; j++)
+        if (rd[j]->queued) {
+            memset(&rd[j]->b.raw, 0, sizeof(rd[j]->b.raw));
+            rd[j]->queued = false;
+            leaked++;
+        }
+    WR_LOGE("%s: io_uring failed in a multi-get (%s); %zu read buffers leaked, using pread",
+            t->path, wr_errmsg(), leaked);
+}
+
+/* Turn block @m's read into a parsed (and, with a cache, cached) block, or a failure. */
+static void mget_finish(const kv_sst *t, mget_blk *m)
+{
+    kv_handle h = idx_handle(t, m->i);
+    size_t len = (size_t)h.size + KV_BLOCK_TRAILER, got;
+    wr_status st;
+
+    if (!m->ring_done) {
+        st = kv_sst_read_block(t, h, &m->b.raw);
+    } else if (m->res < 0 && m->res != -EINTR && m->res != -EAGAIN) {
+        st = read_error(t, -m->res, h.off);
+    } else {
+        /* a short or interrupted read: the rest (or the truncation error) the slow way */
+        got = m->res < 0 ? 0 : (size_t)m->res;
+        st = got < len ? pread_full(t, m->b.raw.ptr + got, len - got, h.off + got) : WR_OK;
+        if (st == WR_OK)
+            st = block_decode(t, h, &m->b.raw);
+    }
+    if (st == WR_OK)
+        st = blk_adopt(t, m->i, &m->b);
+    if (st != WR_OK)
+        mget_fail(m, st);
+}
+
+wr_status kv_sst_multi_get(const kv_sst *t, const wr_bytes *ukeys, size_t n, uint64_t snap_seq,
+                           wr_buf *vals, kv_found *found, wr_status *st)
+{
+    mget_key *mk = NULL;  /* the keys that need a block, sorted by block */
+    size_t *kmb = NULL;   /* per key: its entry in mb, SIZE_MAX when none */
+    size_t *toff = NULL;  /* per key: its seek key's offset in tk */
+    mget_blk *mb = NULL;  /* the distinct blocks, in file order */
+    mget_blk **rd = NULL; /* the blocks to read from disk */
+    wr_buf tk = {0};      /* seek keys back to back */
+    size_t nk = 0, keep = 0, nb = 0, nrd = 0, tlen = 0;
+    char *first_msg = NULL;
+    wr_status ret = WR_OK;
+
+    for (size_t i = 0; i < n; i++) {
+        found[i] = KV_FOUND_NONE;
+        st[i] = WR_OK;
+    }
+    if (n == 0)
+        return WR_OK;
+    if ((mk = wr_malloc(n * sizeof(*mk))) == NULL || (kmb = wr_malloc(n * sizeof(*kmb))) == NULL ||
+        (toff = wr_malloc(n * sizeof(*toff))) == NULL)
+        goto err_nomem;
+    for (size_t i = 0; i < n; i++) {
+        kmb[i] = SIZE_MAX;
+        if (ukeys[i].len > KV_KEY_MAX) {
+            st[i] = WR_ERR_TOOBIG;
+        } else if (kv_sst_may_contain(t, ukeys[i])) {
+            toff[i] = tlen;
+            tlen += ukeys[i].len + KV_TRAILER;
+            mk[nk++].key = i;
+        }
+    }
+    if (wr_buf_reserve(&tk, tlen) != WR_OK)
+        goto err_nomem;
+    for (size_t k = 0; k < nk; k++) {
+        size_t i = mk[k].key;
+        uint32_t b = idx_lower_bound(t, seek_key(tk.ptr + toff[i], ukeys[i], snap_seq));
+        if (b < t->idx_cnt) /* else past the table's last key: not here */
+            mk[keep++] = (mget_key){.blk = b, .key = i};
+    }
+    nk = keep;
+    qsort(mk, nk, sizeof(*mk), mget_key_cmp);
+    if ((mb = wr_calloc(nk, sizeof(*mb))) == NULL || (rd = wr_malloc(nk * sizeof(*rd))) == NULL)
+        goto err_nomem;
+    for (size_t k = 0; k < nk; k++) {
+        if (nb == 0 || mb[nb - 1].i != mk[k].blk)
+            mb[nb++].i = mk[k].blk;
+        kmb[mk[k].key] = nb - 1;
+    }
+
+    /* cached blocks are pinned now; the others are read together */
+    for (size_t j = 0; j < nb; j++) {
+        mget_blk *m = &mb[j];
+        kv_handle h = idx_handle(t, m->i);
+        wr_status s;
+        if (t->cache != NULL &&
+            (m->b.ch = kv_cache_lookup(t->cache, t->file_id, t->idx[m->i].off)) != NULL) {
+            blk_view_cached(&m->b);
+            continue;
+        }
+        if ((s = block_check_handle(t, h)) != WR_OK ||
+            (s = wr_buf_reserve(&m->b.raw, (size_t)h.size + KV_BLOCK_TRAILER)) != WR_OK) {
+            mget_fail(m, s);
+            continue;
+        }
+        rd[nrd++] = m;
+    }
+    mget_ring_reads(t, rd, nrd);
+    for (size_t j = 0; j < nrd; j++)
+        mget_finish(t, rd[j]);
+
+    for (size_t i = 0; i < n; i++) {
+        if (st[i] == WR_ERR_TOOBIG) {
+            st[i] = wr_err(WR_ERR_TOOBIG, "%s: multi-get key %zu of %zu bytes over the limit",
+                           t->path, i, ukeys[i].len);
+        } else if (kmb[i] != SIZE_MAX) {
+            mget_blk *m = &mb[kmb[i]];
+            if (m->st != WR_OK)
+                st[i] = m->err ? wr_err(m->st, "%s", m->err)
+                               : wr_err(m->st, "%s: data block %u at offset %llu: read failed",
+                                        t->path, m->i, (ull)t->idx[m->i].off);
+            else
+                st[i] = blk_find(t, m->i, &m->b.blk,
+                                 wr_bytes_of(tk.ptr + toff[i], ukeys[i].len + KV_TRAILER), ukeys[i],
+                                 &vals[i], &found[i]);
+        }
+        if (st[i] != WR_OK && ret == WR_OK) {
+            ret = st[i];
+            first_msg = wr_strdup(wr_errmsg());
+        }
+    }
+    if (first_msg != NULL)
+        WR_IGNORE(wr_err(ret, "%s", first_msg)); /* the first failed key's message wins */
+    goto out_free;
+err_nomem:
+    for (size_t i = 0; i < n; i++)
+        st[i] = WR_ERR_NOMEM;
+    ret = WR_ERR_NOMEM;
+out_free:
+    for (size_t j = 0; j < nb; j++) {
+        blk_fini(t, &mb[j].b);
+        wr_free(mb[j].err);
+    }
+    wr_free(first_msg);
+    wr_buf_fini(&tk);
+    wr_free(rd);
+    wr_free(mb);
+    wr_free(toff);
+    wr_free(kmb);
+    wr_free(mk);
+    return ret;
+}
+
 /* ================================================================ table iterator */
 struct kv_sst_iter {
-    const kv_sst *t; /* borrowed */
-    uint32_t bi;     /* the block loaded in raw/blk; UINT32_MAX: none */
-    wr_buf raw;      /* owned: contents of block bi */
-    kv_block blk;
-    kv_block_iter it; /* it.blk points at blk */
+    const kv_sst *t;  /* borrowed */
+    uint32_t bi;      /* the block held in b; UINT32_MAX: none */
+    sst_blk b;        /* owned: block bi, pinned in the cache while the iterator is in it */
+    kv_block_iter it; /* it.blk points at b.blk */
     bool valid;
 };
 
@@ -940,7 +1297,7 @@ wr_status kv_sst_iter_create(const kv_sst *t, kv_sst_iter **out)
         return WR_ERR_NOMEM;
     it->t = t;
     it->bi = UINT32_MAX;
-    kv_block_iter_init(&it->it, &it->blk);
+    kv_block_iter_init(&it->it, &it->b.blk);
     *out = it;
     return WR_OK;
 }
@@ -950,7 +1307,7 @@ void kv_sst_iter_destroy(kv_sst_iter *it)
     if (it == NULL)
         return;
     kv_block_iter_fini(&it->it);
-    wr_buf_fini(&it->raw);
+    blk_fini(it->t, &it->b);
     wr_free(it);
 }
 
@@ -971,10 +1328,8 @@ static wr_status iter_load(kv_sst_iter *it, uint32_t i)
         return WR_OK;
     it->bi = UINT32_MAX;
     it->it.valid = false;
-    if ((st = kv_sst_read_block(it->t, idx_handle(it->t, i), &it->raw)) != WR_OK)
+    if ((st = blk_load(it->t, i, &it->b)) != WR_OK)
         return st;
-    if (kv_block_parse(it->raw.ptr, it->raw.len, &it->blk) != WR_OK)
-        return data_block_bad(it->t, i, "bad restart array");
     it->bi = i;
     return WR_OK;
 }

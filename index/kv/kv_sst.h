@@ -8,18 +8,21 @@
  * end locates the three meta blocks and ends with the format version and the magic.
  *
  * Layers: kv_block.c builds and decodes blocks, kv_bloom.c builds and probes the filter,
- * kv_sst.c writes (kv_sst_builder) and reads (kv_sst, kv_sst_iter, kv_sst_verify) tables.
+ * kv_sst.c writes (kv_sst_builder) and reads (kv_sst, kv_sst_iter, kv_sst_verify) tables,
+ * kv_cache.c keeps decoded data blocks shared by all readers (optional, kv_sst_set_cache).
+ * Reads from disk go through the calling thread's io_uring (wr_ring_thread()).
  *
  * Invariants: (1) every byte a reader uses is covered by a checksum it checked first, and every
  * decoder bounds-checks anyway, so damaged input yields WR_ERR_CORRUPT, never a crash;
  * (2) errors from a table name the file and the byte offset in wr_errmsg(); (3) a kv_sst is
- * read-only after kv_sst_open(), so any number of threads may call kv_sst_get() and use their
- * own iterators on it concurrently.
+ * read-only after kv_sst_open() (and kv_sst_set_cache()), so any number of threads may call
+ * kv_sst_get() and kv_sst_multi_get() and use their own iterators on it concurrently.
  *
  * Threading: a kv_sst_builder, a kv_block_builder and an iterator belong to one thread. */
 #ifndef WEIR_KV_SST_H
 #define WEIR_KV_SST_H
 
+#include "kv_cache.h"
 #include "kv_key.h"
 #include "wr.h"
 
@@ -179,6 +182,15 @@ uint64_t kv_sst_file_len(const kv_sst *t);
 const char *kv_sst_path(const kv_sst *t);
 bool kv_sst_may_contain(const kv_sst *t, wr_bytes ukey); /* true without a filter */
 
+/**
+ * kv_sst_set_cache() - make gets and iterators of @t take data blocks from @c, under the key
+ * (@file_id, block offset), and insert the blocks they read. Call it right after kv_sst_open(),
+ * before @t is shared with other threads. Without it (or with @c NULL) every read goes to disk.
+ * @file_id: unique to the file for @c's lifetime (the store's file number); when the file is
+ *           deleted, the owner calls kv_cache_erase_file(@c, @file_id).
+ * Ownership: @c is borrowed and must outlive @t and its iterators. */
+void kv_sst_set_cache(kv_sst *t, kv_cache *c, uint64_t file_id);
+
 typedef enum kv_found { KV_FOUND_NONE = 0, KV_FOUND_PUT, KV_FOUND_DEL } kv_found;
 
 /**
@@ -189,8 +201,26 @@ typedef enum kv_found { KV_FOUND_NONE = 0, KV_FOUND_PUT, KV_FOUND_DEL } kv_found
 WR_MUST_CHECK wr_status kv_sst_get(const kv_sst *t, wr_bytes ukey, uint64_t snap_seq, wr_buf *val,
                                    kv_found *found_out);
 
+/**
+ * kv_sst_multi_get() - kv_sst_get() for @n keys at once. The data blocks the keys need (keys
+ * the filter rules out need none; keys sharing a block share one read) that are not in the
+ * block cache are read together: one io_uring submission for the lot, then each key is looked
+ * up in its block.
+ * @ukeys: @n user keys, in any order, duplicates allowed.  @vals: @n buffers; vals[i] is
+ * replaced by the value when found[i] is KV_FOUND_PUT, untouched otherwise.  @found, @st: OUT,
+ * @n each: per key, as kv_sst_get()'s *found_out and return value (a damaged or unreadable
+ * block fails only the keys that need it).
+ * Context: any thread, concurrently with other readers of @t. Uses the thread's ring: the
+ * caller must not have completions of its own pending on it (reap what you submit).
+ * Return: WR_OK when every st[i] is WR_OK, else the first failed st[i] (in key order), whose
+ * message (naming file and offset) wr_errmsg() then holds; WR_ERR_NOMEM for the whole call
+ * (every st[i] set to it) when the scratch arrays cannot be allocated. */
+WR_MUST_CHECK wr_status kv_sst_multi_get(const kv_sst *t, const wr_bytes *ukeys, size_t n,
+                                         uint64_t snap_seq, wr_buf *vals, kv_found *found,
+                                         wr_status *st);
+
 /* Read the block at @h, check its trailer and decompress it: @out gets the block contents.
- * The one place table blocks come from disk (a block cache will replace it). */
+ * Bypasses the block cache (the readers look there first). */
 WR_MUST_CHECK wr_status kv_sst_read_block(const kv_sst *t, kv_handle h, wr_buf *out);
 
 /* Iterator over the table's entries in internal-key order. Positioning calls return WR_OK (on an

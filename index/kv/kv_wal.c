@@ -55,10 +55,8 @@ wr_status kv_recfile_create(const char *dir, const char *path, uint32_t magic, k
     w->magic = magic;
     if ((st = wr_path(w->path, sizeof(w->path), "%s", path)) != WR_OK)
         goto err;
-    if ((w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
-        st = wr_err(wr_status_from_errno(errno), "%s: cannot create: %s", w->path, strerror(errno));
+    if ((st = wr_file_create(w->path, &w->fd)) != WR_OK)
         goto err;
-    }
     if ((st = wr_fsync_dir(dir)) != WR_OK) {
         close(w->fd);
         unlink(w->path);
@@ -73,6 +71,7 @@ err:
 
 wr_status kv_wal_append(kv_wal *w, wr_bytes payload, bool sync)
 {
+    wr_ring *r;
     uint8_t *h;
     wr_status st;
     int err = 0;
@@ -92,7 +91,20 @@ wr_status kv_wal_append(kv_wal *w, wr_bytes payload, bool sync)
     wr_put64(h + 8, record_sum(h, payload.ptr, payload.len));
     memcpy(h + KV_WAL_HDR, payload.ptr, payload.len);
     w->buf.len = KV_WAL_HDR + payload.len;
-    st = wr_ring_pwrite_all(wr_ring_thread(), w->fd, w->buf.ptr, w->buf.len, w->size, sync, &err);
+    if (!sync) {
+        /* A buffered write that only reaches the page cache: a plain pwrite. Through io_uring
+         * the kernel hands such a write to an io-wq worker thread, and the two context
+         * switches cost ~30 us per append (measured with perf on fillrandom); a pwrite ~1.5. */
+        if ((st = wr_pwrite_all(w->fd, w->buf.ptr, w->buf.len, w->size, w->path)) != WR_OK) {
+            w->failed = true;
+            return st;
+        }
+        w->size += w->buf.len;
+        return WR_OK;
+    }
+    if ((r = wr_ring_thread()) == NULL) /* nothing was written: the WAL is still good */
+        return wr_err(WR_ERR_NOMEM, "%s: no I/O ring for this thread (out of memory)", w->path);
+    st = wr_ring_pwrite_all(r, w->fd, w->buf.ptr, w->buf.len, w->size, sync, &err);
     if (st != WR_OK) {
         w->failed = true;
         return wr_err(st, "%s: %s at byte %" PRIu64 " failed: %s", w->path,
@@ -104,14 +116,13 @@ wr_status kv_wal_append(kv_wal *w, wr_bytes payload, bool sync)
 
 wr_status kv_wal_sync(kv_wal *w)
 {
+    wr_status st;
+
     if (w->failed)
         return wr_err(WR_ERR_FAILED, "%s: an earlier write or sync failed", w->path);
-    if (fdatasync(w->fd) != 0) {
-        w->failed = true;
-        return wr_err(wr_status_from_errno(errno), "%s: fdatasync failed: %s", w->path,
-                      strerror(errno));
-    }
-    return WR_OK;
+    if ((st = wr_fdatasync(w->fd, w->path)) != WR_OK)
+        w->failed = true; /* never retry a failed sync */
+    return st;
 }
 
 uint64_t kv_wal_bytes(const kv_wal *w)

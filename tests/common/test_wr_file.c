@@ -1,5 +1,7 @@
-/* tests/common/test_wr_file.c -- mkdir -p, atomic replace, whole-file read, wr_path */
+/* tests/common/test_wr_file.c -- mkdir -p, atomic replace, whole-file read, wr_path, and the
+ * fault hook (wr_fault_set) on every write-side helper */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -158,6 +160,91 @@ static void test_path_truncation_is_inval(void **state)
     assert_int_equal(wr_path(small, sizeof small, "%s", "12345678"), WR_ERR_INVAL);
 }
 
+/* The fault hook: fails the op of kind `want` (counting from 1 at `nth`), records the ops. */
+typedef struct fault_ctx {
+    wr_fault_op want;
+    int nth, err, seen[5];
+    size_t torn; /* WRITE: bytes to let through before the error (0: none) */
+    char last_path[PATH_MAX];
+} fault_ctx;
+
+static int fault_fn(void *ctx, wr_fault_io *io)
+{
+    fault_ctx *c = ctx;
+    snprintf(c->last_path, sizeof c->last_path, "%s", io->path ? io->path : "");
+    if (++c->seen[io->op] != c->nth || io->op != c->want)
+        return 0;
+    if (io->op == WR_FAULT_WRITE && c->torn > 0)
+        io->len = c->torn;
+    return c->err;
+}
+
+static void test_fault_hook_fails_like_the_syscall(void **state)
+{
+    (void)state;
+    char p[PATH_MAX], cur[PATH_MAX];
+    fault_ctx c = {WR_FAULT_WRITE, 1, ENOSPC, {0}, 3, ""};
+    wr_buf b = {0};
+    wr_ring *r;
+    int fd, err;
+
+    assert_int_equal(wr_path(p, sizeof p, "%s/hooked", root), WR_OK);
+    assert_int_equal(wr_path(cur, sizeof cur, "%s/CURRENT", root), WR_OK);
+    assert_int_equal(wr_file_write_atomic(cur, "old\n", 4), WR_OK);
+    wr_fault_set(fault_fn, &c);
+    /* a torn write: 3 bytes land, then ENOSPC -> WR_ERR_FULL naming the file */
+    assert_int_equal(wr_file_create(p, &fd), WR_OK);
+    assert_int_equal(wr_pwrite_all(fd, "abcdef", 6, 0, p), WR_ERR_FULL);
+    assert_non_null(strstr(wr_errmsg(), p));
+    assert_non_null(strstr(wr_errmsg(), strerror(ENOSPC)));
+    assert_int_equal(wr_file_read(p, &b), WR_OK);
+    assert_int_equal(b.len, 3);
+    c = (fault_ctx){WR_FAULT_SYNC, 1, EIO, {0}, 0, ""};
+    assert_int_equal(wr_fdatasync(fd, p), WR_ERR_IO);
+    assert_non_null(strstr(wr_errmsg(), p));
+    close(fd);
+    c = (fault_ctx){WR_FAULT_OPEN, 1, EIO, {0}, 0, ""};
+    assert_int_equal(wr_file_create(p, &fd), WR_ERR_IO); /* the hook comes before EEXIST */
+    assert_int_equal(fd, -1);
+    /* the atomic replace: a failed rename leaves the old content and no temp */
+    c = (fault_ctx){WR_FAULT_RENAME, 1, EIO, {0}, 0, ""};
+    assert_int_equal(wr_file_write_atomic(cur, "new\n", 4), WR_ERR_IO);
+    assert_non_null(strstr(wr_errmsg(), "rename"));
+    assert_int_equal(wr_file_read(cur, &b), WR_OK);
+    assert_memory_equal(b.ptr, "old\n", 4);
+    assert_int_equal(c.seen[WR_FAULT_OPEN], 1);
+    assert_int_equal(c.seen[WR_FAULT_WRITE], 1);
+    assert_int_equal(c.seen[WR_FAULT_SYNC], 1);
+    c = (fault_ctx){WR_FAULT_SYNC_DIR, 1, EIO, {0}, 0, ""};
+    assert_int_equal(wr_fsync_dir(root), WR_ERR_IO);
+    assert_string_equal(c.last_path, root);
+    /* the ring helper: the write, then its sync, each announced; path unknown (NULL) */
+    assert_int_equal(wr_ring_init(8, &r), WR_OK);
+    assert_true((fd = open(p, O_WRONLY | O_CLOEXEC)) >= 0);
+    c = (fault_ctx){WR_FAULT_SYNC, 1, EIO, {0}, 0, "x"};
+    assert_int_equal(wr_ring_pwrite_all(r, fd, "xyz", 3, 10, true, &err), WR_ERR_IO);
+    assert_int_equal(err, EIO);
+    assert_int_equal(c.seen[WR_FAULT_WRITE], 1);
+    assert_string_equal(c.last_path, "");
+    c = (fault_ctx){WR_FAULT_WRITE, 1, ENOSPC, {0}, 0, ""};
+    assert_int_equal(wr_ring_pwrite_all(r, fd, "xyz", 3, 20, true, &err), WR_ERR_FULL);
+    assert_int_equal(err, ENOSPC);
+    assert_int_equal(c.seen[WR_FAULT_SYNC], 0); /* a failed write is never synced */
+    c.nth = 0;
+    assert_int_equal(wr_ring_pwrite_all(r, fd, "xyz", 3, 20, true, &err), WR_OK);
+    assert_int_equal(c.seen[WR_FAULT_SYNC], 1);
+    wr_fault_set(NULL, NULL);
+    assert_int_equal(wr_ring_pwrite_all(r, fd, "uvw", 3, 23, true, &err), WR_OK);
+    assert_int_equal(c.seen[WR_FAULT_WRITE], 2); /* unset: no longer asked */
+    assert_int_equal(wr_file_read(p, &b), WR_OK);
+    assert_int_equal(b.len, 26);
+    assert_memory_equal(b.ptr + 10, "xyz", 3);
+    assert_memory_equal(b.ptr + 20, "xyzuvw", 6);
+    close(fd);
+    wr_ring_destroy(r);
+    wr_buf_fini(&b);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -181,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_read_missing_is_notfound_with_path_in_message),
         cmocka_unit_test(test_write_atomic_into_missing_dir_fails_cleanly),
         cmocka_unit_test(test_path_truncation_is_inval),
+        cmocka_unit_test(test_fault_hook_fails_like_the_syscall),
     };
     return cmocka_run_group_tests_name("wr_file", tests, group_setup, group_teardown);
 }

@@ -46,7 +46,7 @@ typedef struct kv_options {
     bool error_if_exists;
     kv_wal_mode wal;                /* default KV_WAL_OFF */
     uint32_t wal_interval_ms;       /* default 100 */
-    size_t memtable_bytes;          /* a memtable becomes immutable at this size; 64 MiB */
+    size_t memtable_bytes;          /* a memtable becomes immutable at this size; 8 MiB */
     size_t block_bytes;             /* SST data block target; 4 KiB */
     uint32_t bloom_bits_per_key;    /* 10; 0 = no filter */
     bool compress;                  /* zstd per block; default false */
