@@ -47,6 +47,29 @@ void kv_batch_clear(kv_batch *b)
     WR_IGNORE(wr_buf_append(&b->rep, zero, sizeof(zero))); /* len stays 0 on NOMEM */
 }
 
+size_t kv_batch_encode1(uint8_t *dst, size_t cap, kv_type t, wr_bytes key, wr_bytes val)
+{
+    size_t n = KV_BATCH_HDR;
+    if (t != KV_TYPE_PUT)
+        val.len = 0;
+    if (KV_BATCH_HDR + 1 + 2 * WR_VARINT_MAX + key.len + val.len > cap)
+        return 0;
+    memset(dst, 0, 8);
+    wr_put32(dst + 8, 1);
+    dst[n++] = (uint8_t)t;
+    n += wr_put_uvarint(dst + n, key.len);
+    if (key.len)
+        memcpy(dst + n, key.ptr, key.len);
+    n += key.len;
+    if (t == KV_TYPE_PUT) {
+        n += wr_put_uvarint(dst + n, val.len);
+        if (val.len)
+            memcpy(dst + n, val.ptr, val.len);
+        n += val.len;
+    }
+    return n;
+}
+
 static wr_status add(kv_batch *b, kv_type t, wr_bytes key, wr_bytes val)
 {
     uint8_t hdr[1 + WR_VARINT_MAX], vl[WR_VARINT_MAX];

@@ -67,61 +67,96 @@ void kv_file_path(const kv_db *db, char *dst, size_t cap, uint64_t number, const
 
 /* ---------------------------------------------------------------- table cache */
 
-/* The open table for file @number (opened on first use), with a reference the caller drops
- * with kv_table_put(). Caller holds db->mu. */
+#define KV_TBUCKETS 1024u /* table cache hash buckets (file numbers are sequential) */
+
+static kv_table **tbucket(kv_db *db, uint64_t number)
+{
+    return &db->tbuckets[number & (KV_TBUCKETS - 1)];
+}
+
+static kv_table *table_find(kv_db *db, uint64_t number)
+{
+    kv_table *tb = *tbucket(db, number);
+    while (tb && tb->number != number)
+        tb = tb->hnext;
+    return tb;
+}
+
+/* Unhook and close @tb. Caller holds db->tmu; refs == 0. */
+static void table_free(kv_db *db, kv_table *tb)
+{
+    kv_table **pp = tbucket(db, tb->number);
+    while (*pp != tb)
+        pp = &(*pp)->hnext;
+    *pp = tb->hnext;
+    db->table_cnt--;
+    kv_sst_close(tb->t);
+    wr_free(tb);
+}
+
+/* Close least recently used tables nobody reads until at most max_open_files stay open (or
+ * every open one is in use). Caller holds db->tmu. */
+static void table_evict(kv_db *db)
+{
+    while (db->table_cnt > db->o.max_open_files) {
+        kv_table *lru = NULL;
+        for (size_t b = 0; b < KV_TBUCKETS; b++)
+            for (kv_table *tb = db->tbuckets[b]; tb; tb = tb->hnext)
+                if (tb->refs == 0 && (lru == NULL || tb->used < lru->used))
+                    lru = tb;
+        if (lru == NULL)
+            return;
+        table_free(db, lru);
+    }
+}
+
 wr_status kv_table_get(kv_db *db, uint64_t number, kv_table **out)
 {
     char path[4200];
     kv_sst *t;
     kv_table *tb;
-    for (size_t i = 0; i < db->table_cnt; i++)
-        if (db->tables[i]->number == number) {
-            db->tables[i]->refs++;
-            *out = db->tables[i];
-            return WR_OK;
-        }
+    pthread_mutex_lock(&db->tmu);
+    if ((tb = table_find(db, number)) != NULL) {
+        tb->refs++;
+        tb->used = ++db->ttick;
+        pthread_mutex_unlock(&db->tmu);
+        *out = tb;
+        return WR_OK;
+    }
+    pthread_mutex_unlock(&db->tmu);
+    /* Open without the lock: it reads the footer, index and filter. */
     kv_file_path(db, path, sizeof(path), number, "sst");
     WR_TRY(kv_sst_open(path, &t));
     kv_sst_set_cache(t, db->bcache, number);
-    if (db->table_cnt == db->table_cap) {
-        size_t ncap = db->table_cap ? db->table_cap * 2 : 64;
-        kv_table **n = wr_realloc(db->tables, ncap * sizeof(*n));
-        if (n == NULL) {
+    pthread_mutex_lock(&db->tmu);
+    if ((tb = table_find(db, number)) != NULL) { /* another reader was faster */
+        kv_sst_close(t);
+    } else {
+        if ((tb = wr_calloc(1, sizeof(*tb))) == NULL) {
+            pthread_mutex_unlock(&db->tmu);
             kv_sst_close(t);
             return WR_ERR_NOMEM;
         }
-        db->tables = n;
-        db->table_cap = ncap;
+        tb->number = number;
+        tb->t = t;
+        tb->hnext = *tbucket(db, number);
+        *tbucket(db, number) = tb;
+        db->table_cnt++;
     }
-    if ((tb = wr_calloc(1, sizeof(*tb))) == NULL) {
-        kv_sst_close(t);
-        return WR_ERR_NOMEM;
-    }
-    tb->number = number;
-    tb->t = t;
-    tb->refs = 1;
-    db->tables[db->table_cnt++] = tb;
+    tb->refs++;
+    tb->used = ++db->ttick;
+    table_evict(db);
+    pthread_mutex_unlock(&db->tmu);
     *out = tb;
     return WR_OK;
 }
 
-static void table_free(kv_db *db, size_t i)
-{
-    kv_sst_close(db->tables[i]->t);
-    wr_free(db->tables[i]);
-    db->tables[i] = db->tables[--db->table_cnt];
-}
-
-/* Drop a reference from kv_table_get(). Caller holds db->mu. */
 void kv_table_put(kv_db *db, kv_table *tb)
 {
-    if (--tb->refs > 0 || !tb->dead)
-        return;
-    for (size_t i = 0; i < db->table_cnt; i++)
-        if (db->tables[i] == tb) {
-            table_free(db, i);
-            return;
-        }
+    pthread_mutex_lock(&db->tmu);
+    if (--tb->refs == 0 && (tb->dead || db->table_cnt > db->o.max_open_files))
+        table_free(db, tb);
+    pthread_mutex_unlock(&db->tmu);
 }
 
 /* on_free hook of a compacted-away file: no version holds it any more. */
@@ -149,13 +184,14 @@ static void drain_obsolete(kv_db *db)
     pthread_mutex_lock(&db->omu);
     for (size_t k = 0; k < db->obs_cnt; k++) {
         char path[4200];
-        for (size_t i = 0; i < db->table_cnt; i++)
-            if (db->tables[i]->number == db->obs[k]) {
-                db->tables[i]->dead = true;
-                if (db->tables[i]->refs == 0)
-                    table_free(db, i);
-                break;
-            }
+        kv_table *tb;
+        pthread_mutex_lock(&db->tmu);
+        if ((tb = table_find(db, db->obs[k])) != NULL) {
+            tb->dead = true;
+            if (tb->refs == 0)
+                table_free(db, tb);
+        }
+        pthread_mutex_unlock(&db->tmu);
         kv_file_path(db, path, sizeof(path), db->obs[k], "sst");
         unlink(path); /* an open descriptor keeps the bytes for whoever still reads */
         kv_cache_erase_file(db->bcache, db->obs[k]);
@@ -505,9 +541,7 @@ static wr_status merge(kv_db *db, kv_compaction *c, kv_out *o)
     }
     for (int lv = 0; lv < 2; lv++)
         for (size_t i = 0; i < c->n[lv]; i++, k++) {
-            pthread_mutex_lock(&db->mu);
             st = kv_table_get(db, c->in[lv][i]->number, &tbs[k]);
-            pthread_mutex_unlock(&db->mu);
             if (st != WR_OK || (st = kv_sst_iter_create(tbs[k]->t, &its[k])) != WR_OK)
                 goto out;
             st = kv_sst_iter_first(its[k]);
@@ -577,14 +611,47 @@ out:
     }
     for (size_t i = 0; its && i < n; i++)
         kv_sst_iter_destroy(its[i]);
-    pthread_mutex_lock(&db->mu);
     for (size_t i = 0; tbs && i < n; i++)
         if (tbs[i])
             kv_table_put(db, tbs[i]);
-    pthread_mutex_unlock(&db->mu);
     wr_free(its);
     wr_free(tbs);
     wr_buf_fini(&last);
+    return st;
+}
+
+/* Do the inputs of @level overlap each other? (Only level 0's can.) */
+static bool disjoint(const kv_compaction *c)
+{
+    for (size_t i = 0; i < c->n[0]; i++)
+        for (size_t j = i + 1; j < c->n[0]; j++)
+            if (overlaps(c->in[0][j], fuser(&c->in[0][i]->smallest), fuser(&c->in[0][i]->largest)))
+                return false;
+    return true;
+}
+
+/* Input files that overlap nothing on the next level (nor each other) move there by a version
+ * edit, without being rewritten: a sequential load then writes each byte once. Not for
+ * tombstone-triggered or full compactions: their point is to rewrite. Caller holds db->mu. */
+static wr_status move_files(kv_db *db, kv_compaction *c)
+{
+    kv_edit e;
+    wr_status st = WR_OK;
+    kv_edit_init(&e);
+    for (size_t i = 0; i < c->n[0] && st == WR_OK; i++) {
+        st = kv_edit_del_file(&e, (uint32_t)c->level, c->in[0][i]->number);
+        if (st == WR_OK)
+            st = kv_edit_add_file(&e, (uint32_t)c->out_level, c->in[0][i]);
+    }
+    if (st == WR_OK)
+        st = log_and_apply(db, &e);
+    if (st == WR_OK) {
+        db->st.compactions++;
+        WR_LOGD("%s: moved %zu file(s) from level %d to %d", db->dir, c->n[0], c->level,
+                c->out_level);
+    }
+    kv_edit_fini(&e);
+    compaction_fini(c);
     return st;
 }
 
@@ -601,6 +668,8 @@ static wr_status compact_level(kv_db *db, int level, long file, bool all, bool i
         compaction_fini(&c);
         return st;
     }
+    if (!all && file < 0 && c.n[1] == 0 && disjoint(&c))
+        return move_files(db, &c);
     pthread_mutex_unlock(&db->mu);
     st = merge(db, &c, &o);
     if (st == WR_OK)
@@ -838,13 +907,13 @@ static wr_status check_limits(void *ctx, uint64_t seq, kv_type t, wr_bytes key, 
     return WR_OK;
 }
 
-wr_status kv_write(kv_db *db, const kv_batch *b)
+/* Write an encoded batch of @count entries. */
+static wr_status write_rep(kv_db *db, wr_bytes rep, uint32_t count)
 {
-    wr_bytes rep = kv_batch_rep(b);
     uint64_t base;
     wr_status st;
 
-    if (kv_batch_count(b) == 0)
+    if (count == 0)
         return WR_OK;
     WR_TRY(kv_batch_iterate(rep, check_limits, db));
     pthread_mutex_lock(&db->wmu);
@@ -876,32 +945,42 @@ wr_status kv_write(kv_db *db, const kv_batch *b)
         goto out;
     }
     db->st.user_bytes += rep.len;
-    atomic_store_explicit(&db->seq, base + kv_batch_count(b) - 1, memory_order_release);
+    atomic_store_explicit(&db->seq, base + count - 1, memory_order_release);
 out:
     pthread_mutex_unlock(&db->wmu);
     return st;
 }
 
-wr_status kv_put(kv_db *db, wr_bytes key, wr_bytes val)
+wr_status kv_write(kv_db *db, const kv_batch *b)
 {
+    return write_rep(db, kv_batch_rep(b), kv_batch_count(b));
+}
+
+/* One entry: encoded on the stack when small, else through a batch. */
+static wr_status write1(kv_db *db, kv_type t, wr_bytes key, wr_bytes val)
+{
+    uint8_t buf[1024];
+    size_t n = kv_batch_encode1(buf, sizeof(buf), t, key, val);
     kv_batch *b;
     wr_status st;
+    if (n > 0)
+        return write_rep(db, wr_bytes_of(buf, n), 1);
     WR_TRY(kv_batch_create(&b));
-    if ((st = kv_batch_put(b, key, val)) == WR_OK)
+    st = t == KV_TYPE_PUT ? kv_batch_put(b, key, val) : kv_batch_delete(b, key);
+    if (st == WR_OK)
         st = kv_write(db, b);
     kv_batch_destroy(b);
     return st;
 }
 
+wr_status kv_put(kv_db *db, wr_bytes key, wr_bytes val)
+{
+    return write1(db, KV_TYPE_PUT, key, val);
+}
+
 wr_status kv_delete(kv_db *db, wr_bytes key)
 {
-    kv_batch *b;
-    wr_status st;
-    WR_TRY(kv_batch_create(&b));
-    if ((st = kv_batch_delete(b, key)) == WR_OK)
-        st = kv_write(db, b);
-    kv_batch_destroy(b);
-    return st;
+    return write1(db, KV_TYPE_DEL, key, wr_bytes_of(NULL, 0));
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -917,15 +996,9 @@ static wr_status sst_probe(kv_db *db, const kv_fmeta *f, wr_bytes key, uint64_t 
 {
     kv_table *tb;
     wr_status st;
-    pthread_mutex_lock(&db->mu);
-    st = kv_table_get(db, f->number, &tb);
-    pthread_mutex_unlock(&db->mu);
-    if (st != WR_OK)
-        return st;
+    WR_TRY(kv_table_get(db, f->number, &tb));
     st = kv_sst_get(tb->t, key, snap, val, found);
-    pthread_mutex_lock(&db->mu);
     kv_table_put(db, tb);
-    pthread_mutex_unlock(&db->mu);
     return st;
 }
 
@@ -1281,9 +1354,11 @@ void kv_close(kv_db *db)
     kv_mem_unref(db->mem);
     kv_mem_unref(db->imm);
     kv_version_unref(db->cur);
-    while (db->table_cnt)
-        table_free(db, 0);
-    wr_free(db->tables);
+    for (size_t b = 0; db->tbuckets && b < KV_TBUCKETS; b++)
+        while (db->tbuckets[b])
+            table_free(db, db->tbuckets[b]);
+    wr_free(db->tbuckets);
+    pthread_mutex_destroy(&db->tmu);
     kv_cache_destroy(db->bcache);
     wr_free(db->obs);
     pthread_mutex_destroy(&db->omu);
@@ -1310,6 +1385,7 @@ wr_status kv_open(const char *dir, const kv_options *opts, kv_db **out)
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->wmu, NULL);
     pthread_mutex_init(&db->omu, NULL);
+    pthread_mutex_init(&db->tmu, NULL);
     pthread_cond_init(&db->cv, NULL);
     if (opts)
         db->o = *opts;
@@ -1324,6 +1400,10 @@ wr_status kv_open(const char *dir, const kv_options *opts, kv_db **out)
     if ((st = wr_path(db->dir, sizeof(db->dir), "%s", dir)) != WR_OK ||
         (st = kv_cache_create(db->o.block_cache_bytes, 0, &db->bcache)) != WR_OK)
         goto err;
+    if ((db->tbuckets = wr_calloc(KV_TBUCKETS, sizeof(kv_table *))) == NULL) {
+        st = WR_ERR_NOMEM;
+        goto err;
+    }
     if (stat(dir, &stb) != 0) {
         if (!db->o.create_if_missing) {
             st = wr_err(WR_ERR_NOTFOUND, "%s: no store here", dir);

@@ -17,9 +17,11 @@
 
 typedef struct kv_table { /* the table cache: open SSTs by number (under db->mu) */
     uint64_t number;
-    kv_sst *t; /* owned */
-    int refs;  /* readers using t outside db->mu */
-    bool dead; /* the file is obsolete: close when refs drops to 0 */
+    kv_sst *t;              /* owned */
+    int refs;               /* readers using t (under db->tmu) */
+    bool dead;              /* the file is obsolete: close when refs drops to 0 */
+    uint64_t used;          /* db->ttick at the last kv_table_get: LRU eviction */
+    struct kv_table *hnext; /* hash chain */
 } kv_table;
 
 struct kv_snapshot { /* a pinned sequence number, in db->snaps (under db->mu) */
@@ -44,9 +46,11 @@ struct kv_db {
     uint64_t next_file;
     _Atomic uint64_t seq; /* last published sequence */
     uint64_t applied, manifest_applied;
-    kv_cache *bcache;  /* owned: decoded blocks of every table */
-    kv_table **tables; /* owned */
-    size_t table_cnt, table_cap;
+    kv_cache *bcache;    /* owned: decoded blocks of every table */
+    pthread_mutex_t tmu; /* the table cache: tbuckets, table_cnt, ttick, kv_table refs */
+    kv_table **tbuckets; /* owned: KV_TBUCKETS hash chains of open tables */
+    size_t table_cnt;    /* open tables; at most max_open_files beyond those in use */
+    uint64_t ttick;
     pthread_mutex_t omu; /* obsolete file numbers, pushed by kv_fmeta on_free hooks */
     uint64_t *obs;
     size_t obs_cnt, obs_cap;
@@ -65,8 +69,10 @@ struct kv_db {
 /* "<dir>/<number, 6+ digits>.<ext>" */
 void kv_file_path(const kv_db *db, char *dst, size_t cap, uint64_t number, const char *ext);
 /* The open table for file @number (opened on first use) with a reference the caller drops
- * with kv_table_put(). Caller holds db->mu. */
+ * with kv_table_put(). Takes db->tmu (lock order: db->mu, then db->tmu); any thread. The
+ * table cache keeps at most max_open_files tables open beyond those in use, closing the least
+ * recently used. */
 WR_MUST_CHECK wr_status kv_table_get(kv_db *db, uint64_t number, kv_table **out);
-void kv_table_put(kv_db *db, kv_table *tb); /* caller holds db->mu */
+void kv_table_put(kv_db *db, kv_table *tb);
 
 #endif

@@ -9,6 +9,9 @@
 /* ---------------------------------------------------------------- write batches */
 typedef wr_status (*kv_batch_fn)(void *ctx, uint64_t seq, kv_type t, wr_bytes key, wr_bytes val);
 wr_bytes kv_batch_rep(const kv_batch *b); /* borrowed */
+/* Encode a batch of one entry into @dst (no allocation: the single-write fast path). Returns
+ * the length, or 0 when it does not fit in @cap. */
+size_t kv_batch_encode1(uint8_t *dst, size_t cap, kv_type t, wr_bytes key, wr_bytes val);
 void kv_batch_set_seq(kv_batch *b, uint64_t seq);
 /* Walk an encoded batch (from kv_batch_rep or a WAL record). WR_ERR_CORRUPT on bad bytes;
  * stops at the first error @fn returns. */

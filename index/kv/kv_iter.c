@@ -61,12 +61,10 @@ static wr_status ch_set_file(kv_iter *it, child *c, size_t fi)
         return WR_OK;
     kv_sst_iter_destroy(c->si);
     c->si = NULL;
-    pthread_mutex_lock(&db->mu);
     if (c->tb)
         kv_table_put(db, c->tb);
     c->tb = NULL;
     st = kv_table_get(db, c->files[fi]->number, &c->tb);
-    pthread_mutex_unlock(&db->mu);
     if (st != WR_OK)
         return st;
     c->fi = fi;
@@ -493,11 +491,8 @@ void kv_iter_close(kv_iter *it)
             continue;
         }
         kv_sst_iter_destroy(c->si);
-        if (c->tb) {
-            pthread_mutex_lock(&it->db->mu);
+        if (c->tb)
             kv_table_put(it->db, c->tb);
-            pthread_mutex_unlock(&it->db->mu);
-        }
     }
     wr_free(it->ch);
     kv_mem_unref(it->mem);
@@ -555,9 +550,7 @@ wr_status kv_iter_open(kv_db *db, const kv_iter_opts *o, kv_iter **out)
     for (size_t i = 0; i < it->v->cnt[0]; i++) {
         child *c = &it->ch[it->nch++];
         c->kind = CH_SST;
-        pthread_mutex_lock(&db->mu);
         st = kv_table_get(db, it->v->files[0][i]->number, &c->tb);
-        pthread_mutex_unlock(&db->mu);
         if (st != WR_OK || (st = kv_sst_iter_create(c->tb->t, &c->si)) != WR_OK)
             goto err;
     }
