@@ -1058,6 +1058,124 @@ out:
     return st;
 }
 
+/* Multi-get: memtables first, then per table one kv_sst_multi_get() for every key still open
+ * that falls in its range (level 0 newest first, then each deeper level), so the block reads
+ * of all those keys go to the disk in one io_uring submission per table. */
+typedef struct mget {
+    kv_db *db;
+    uint64_t seq;
+    const wr_bytes *keys;
+    wr_buf *vals;
+    wr_status *st;
+    bool *done;
+    /* scratch for one table's batch */
+    wr_bytes *sk;
+    size_t *si;
+    wr_buf *sv;
+    kv_found *sf;
+    wr_status *ss;
+} mget;
+
+static wr_status mget_table(mget *g, const kv_fmeta *f, size_t m)
+{
+    kv_table *tb;
+    wr_status st;
+    if (m == 0)
+        return WR_OK;
+    WR_TRY(kv_table_get(g->db, f->number, &tb));
+    st = kv_sst_multi_get(tb->t, g->sk, m, g->seq, g->sv, g->sf, g->ss);
+    kv_table_put(g->db, tb);
+    for (size_t j = 0; j < m; j++) {
+        size_t i = g->si[j];
+        if (g->ss[j] != WR_OK) { /* that key's block is damaged: its error, the rest go on */
+            g->st[i] = g->ss[j];
+            g->done[i] = true;
+        } else if (g->sf[j] != KV_FOUND_NONE) {
+            g->done[i] = true;
+            g->st[i] = g->sf[j] == KV_FOUND_PUT ? WR_OK : WR_ERR_NOTFOUND;
+            if (g->sf[j] == KV_FOUND_PUT) { /* hand over the buffer holding the value */
+                wr_buf t = g->vals[i];
+                g->vals[i] = g->sv[j];
+                g->sv[j] = t;
+            }
+        }
+    }
+    return st == WR_OK || st == WR_ERR_CORRUPT || st == WR_ERR_IO ? WR_OK : st;
+}
+
+wr_status kv_multi_get(kv_db *db, const kv_snapshot *snap, const wr_bytes *keys, size_t n,
+                       wr_buf *vals, wr_status *st)
+{
+    mget g = {db, 0, keys, vals, st, NULL, NULL, NULL, NULL, NULL, NULL};
+    kv_mem *mem, *imm;
+    kv_version *v;
+    wr_status rc = WR_OK;
+
+    if (n == 0)
+        return WR_OK;
+    g.seq = snap ? snap->seq : atomic_load_explicit(&db->seq, memory_order_acquire);
+    if ((g.done = wr_calloc(n, sizeof(bool))) == NULL ||
+        (g.sk = wr_calloc(n, sizeof(wr_bytes))) == NULL ||
+        (g.si = wr_calloc(n, sizeof(size_t))) == NULL ||
+        (g.sv = wr_calloc(n, sizeof(wr_buf))) == NULL ||
+        (g.sf = wr_calloc(n, sizeof(kv_found))) == NULL ||
+        (g.ss = wr_calloc(n, sizeof(wr_status))) == NULL) {
+        rc = WR_ERR_NOMEM;
+        goto out_free;
+    }
+    pthread_mutex_lock(&db->mu);
+    mem = kv_mem_ref(db->mem);
+    imm = db->imm ? kv_mem_ref(db->imm) : NULL;
+    v = db->cur;
+    kv_version_ref(v);
+    pthread_mutex_unlock(&db->mu);
+
+    for (size_t i = 0; i < n; i++) {
+        wr_bytes mv;
+        kv_mem_found mf = kv_mem_get(mem, keys[i], g.seq, &mv, NULL);
+        if (mf == KV_MEM_MISS && imm)
+            mf = kv_mem_get(imm, keys[i], g.seq, &mv, NULL);
+        st[i] = WR_ERR_NOTFOUND;
+        if (mf == KV_MEM_PUT) {
+            vals[i].len = 0;
+            st[i] = wr_buf_append(&vals[i], mv.ptr, mv.len);
+        }
+        g.done[i] = mf != KV_MEM_MISS;
+    }
+    for (size_t f = v->cnt[0]; f-- > 0 && rc == WR_OK;) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!g.done[i] && in_range(v->files[0][f], keys[i])) {
+                g.sk[m] = keys[i];
+                g.si[m++] = i;
+            }
+        rc = mget_table(&g, v->files[0][f], m);
+    }
+    for (int l = 1; l < KV_LEVELS && rc == WR_OK; l++)
+        for (size_t f = 0; f < v->cnt[l] && rc == WR_OK; f++) {
+            size_t m = 0;
+            for (size_t i = 0; i < n; i++)
+                if (!g.done[i] && in_range(v->files[l][f], keys[i])) {
+                    g.sk[m] = keys[i];
+                    g.si[m++] = i;
+                }
+            rc = mget_table(&g, v->files[l][f], m);
+        }
+    kv_mem_unref(mem);
+    kv_mem_unref(imm);
+    kv_version_unref(v);
+out_free:
+    for (size_t j = 0; g.sv && j < n; j++)
+        wr_buf_fini(&g.sv[j]);
+    wr_free(g.done);
+    wr_free(g.sk);
+    wr_free(g.si);
+    wr_free(g.sv);
+    wr_free(g.sf);
+    wr_free(g.ss);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- snapshots */
 
 wr_status kv_snapshot_take(kv_db *db, kv_snapshot **out)

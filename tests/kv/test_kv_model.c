@@ -1,11 +1,10 @@
 /* tests/kv/test_kv_model.c -- model-based randomized test of the whole store: random sequences
- * of put / delete / batch / snapshot / get / iterate (seek, next, prev, bounds) / flush /
- * compact-all / reopen, checked step by step against an in-memory reference map (and a copy of
- * it per live snapshot). Small memtables and levels make flushes and background compactions
- * happen all the time, so reads cross memtables, level 0 and deeper levels, and snapshots
- * must survive compactions. Seeds: WEIR_KV_MODEL_SEEDS (default 3) seeds from
- * WEIR_KV_MODEL_SEED (default 1), WEIR_KV_MODEL_OPS operations each (default 6000); the
- * failing seed and step are printed. */
+ * of put / delete / batch / snapshot / get / multi-get / iterate (seek, next, prev, bounds) / flush
+ * / compact-all / reopen, checked step by step against an in-memory reference map (and a copy of it
+ * per live snapshot). Small memtables and levels make flushes and background compactions happen all
+ * the time, so reads cross memtables, level 0 and deeper levels, and snapshots must survive
+ * compactions. Seeds: WEIR_KV_MODEL_SEEDS (default 3) seeds from WEIR_KV_MODEL_SEED (default 1),
+ * WEIR_KV_MODEL_OPS operations each (default 6000); the failing seed and step are printed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,6 +140,35 @@ static void check_get(kv_db *db, const kv_snapshot *s, const ref *r, int k)
              r->len[k]);
     }
     wr_buf_fini(&v);
+}
+
+/* kv_multi_get of up to 64 random keys (repeats included) against the model. */
+static void check_multi_get(kv_db *db, const kv_snapshot *s, const ref *r)
+{
+    wr_bytes ks[64];
+    wr_buf vals[64];
+    wr_status st[64];
+    int idx[64];
+    size_t n = 1 + rnd(64);
+    memset(vals, 0, sizeof(vals));
+    for (size_t i = 0; i < n; i++) {
+        idx[i] = (int)rnd(NK);
+        ks[i] = K(idx[i]);
+    }
+    if (kv_multi_get(db, s, ks, n, vals, st) != WR_OK)
+        FAIL("multi_get: %s", wr_errmsg());
+    for (size_t i = 0; i < n; i++) {
+        int k = idx[i];
+        if (r->v[k] == NULL) {
+            if (st[i] != WR_ERR_NOTFOUND)
+                FAIL("multi_get %s: want absent, got %s", keys[k], wr_status_str(st[i]));
+        } else if (st[i] != WR_OK) {
+            FAIL("multi_get %s: want a value, got %s", keys[k], wr_status_str(st[i]));
+        } else if (vals[i].len != r->len[k] || memcmp(vals[i].ptr, r->v[k], r->len[k]) != 0) {
+            FAIL("multi_get %s: wrong value", keys[k]);
+        }
+        wr_buf_fini(&vals[i]);
+    }
 }
 
 /* The model of an iterator: index into keys[] (NK = invalid), with bounds [lo, hi). */
@@ -320,10 +348,17 @@ static void run_seed(unsigned s, unsigned ops)
             cur = next;
         } else if (op < 72) {
             int si = (int)rnd(NSNAP + 1);
-            if (si < NSNAP && snap[si])
-                check_get(db, snap[si], &snapref[si], k);
-            else
+            bool multi = rnd(3) == 0;
+            if (si < NSNAP && snap[si]) {
+                if (multi)
+                    check_multi_get(db, snap[si], &snapref[si]);
+                else
+                    check_get(db, snap[si], &snapref[si], k);
+            } else if (multi) {
+                check_multi_get(db, NULL, &cur);
+            } else {
                 check_get(db, NULL, &cur, k);
+            }
         } else if (op < 82) {
             int si = (int)rnd(NSNAP + 1);
             if (si < NSNAP && snap[si])

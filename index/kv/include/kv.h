@@ -19,11 +19,7 @@
  * Threading: a kv_db is shared by any number of threads. Writes are serialised internally;
  * reads (get, iterators, snapshots) never wait for writes. An iterator belongs to one thread.
  *
- * Status (issue 4 is in progress): implemented are open/recovery, writes and batches, the
- * WAL, kv_get at the latest state, flush, background leveled compaction with L0 write
- * slowdown/stop, the applied offset, stats. Declared here but not yet implemented (no
- * definitions exist, so nothing can call them by mistake): snapshots, iterators, multi-get,
- * kv_compact_all, checkpoints, verify. */
+ */
 #ifndef WEIR_KV_H
 #define WEIR_KV_H
 
@@ -88,8 +84,11 @@ WR_MUST_CHECK wr_status kv_write(kv_db *db, const kv_batch *b);
 /* Reads. @snap NULL = the latest state. The value is copied into @val (replacing its
  * content). WR_ERR_NOTFOUND when the key has no value at that snapshot. */
 WR_MUST_CHECK wr_status kv_get(kv_db *db, const kv_snapshot *snap, wr_bytes key, wr_buf *val);
-/* Look up @n keys together: block reads are issued as one batch. st[i] is WR_OK or
- * WR_ERR_NOTFOUND (or an error); vals[i] receives the value. */
+/* Look up @n keys together: memtables first, then per table one batch whose block reads go
+ * to the disk in one io_uring submission. st[i] is WR_OK (vals[i] holds the value),
+ * WR_ERR_NOTFOUND, or that key's error (a damaged block: WR_ERR_CORRUPT naming file and
+ * offset). Returns WR_OK once every key has its st[i], or the error that stopped the lookup
+ * (WR_ERR_NOMEM, ...). */
 WR_MUST_CHECK wr_status kv_multi_get(kv_db *db, const kv_snapshot *snap, const wr_bytes *keys,
                                      size_t n, wr_buf *vals, wr_status *st);
 
