@@ -663,6 +663,7 @@ static wr_status compact_level(kv_db *db, int level, long file, bool all, bool i
     kv_out o = {0};
     kv_edit e;
     wr_status st;
+    bool logged = false; /* the edit may be in the MANIFEST: its outputs must stay */
 
     if ((st = pick(db, level, file, all, in_place, &c)) != WR_OK) {
         compaction_fini(&c);
@@ -688,6 +689,7 @@ static wr_status compact_level(kv_db *db, int level, long file, bool all, bool i
                 c.in[k][i]->on_free = file_obsolete;
                 c.in[k][i]->on_free_ctx = db;
             }
+        logged = true;
         if ((st = log_and_apply(db, &e)) != WR_OK)
             for (int k = 0; k < 2; k++)
                 for (size_t i = 0; i < c.n[k]; i++)
@@ -703,7 +705,10 @@ static wr_status compact_level(kv_db *db, int level, long file, bool all, bool i
     }
     kv_edit_fini(&e);
     for (size_t i = 0; i < o.cnt; i++) {
-        if (st != WR_OK) { /* never installed: the outputs are garbage */
+        /* Never installed, and not in the MANIFEST either: the outputs are garbage. (When the
+         * MANIFEST append failed part-way, the next open keeps or removes them, whichever
+         * the MANIFEST says.) */
+        if (st != WR_OK && !logged) {
             char path[4200];
             kv_file_path(db, path, sizeof(path), o.files[i]->number, "sst");
             unlink(path);
@@ -812,6 +817,13 @@ static size_t arena_block(const kv_db *db)
     return b < 4096 ? 4096 : b > (1u << 20) ? (1u << 20) : b;
 }
 
+/* A new WAL: mapped unless every append is synced (kv_wal.c says why). */
+static wr_status wal_create(kv_db *db, uint64_t number, kv_wal **out)
+{
+    return db->o.wal == KV_WAL_ALWAYS ? kv_wal_create(db->dir, number, out)
+                                      : kv_wal_create_mapped(db->dir, number, out);
+}
+
 /* Seal the memtable (mem -> imm) and start a new one (and a new WAL). Caller holds db->mu
  * and wmu; imm must be NULL. */
 static wr_status seal_mem(kv_db *db)
@@ -820,15 +832,24 @@ static wr_status seal_mem(kv_db *db)
     kv_wal *nw = NULL;
     uint64_t wn = 0;
 
+    wr_status st;
+
     WR_TRY(kv_mem_create(arena_block(db), &nm));
     if (db->o.wal != KV_WAL_OFF) {
         wn = db->next_file++;
-        if (kv_wal_create(db->dir, wn, &nw) != WR_OK) {
+        if ((st = wal_create(db, wn, &nw)) != WR_OK) {
             kv_mem_unref(nm);
-            return WR_ERR_IO;
+            return st;
         }
-        if (db->wal && db->o.wal != KV_WAL_NEVER)
-            WR_IGNORE(kv_wal_sync(db->wal)); /* the old one is replayed if this fails */
+        /* The old WAL's unsynced tail must be durable before a crash could need it: a failed
+         * sync leaves it in an unknown state, so the store stops taking writes. */
+        if (db->wal && db->o.wal != KV_WAL_NEVER && (st = kv_wal_sync(db->wal)) != WR_OK) {
+            kv_wal_close(nw);
+            kv_mem_unref(nm);
+            db->bg_err = st;
+            snprintf(db->bg_error, sizeof(db->bg_error), "WAL sync failed: %s", wr_errmsg());
+            return st;
+        }
         kv_wal_close(db->wal);
         db->wal = nw;
     }
@@ -932,8 +953,17 @@ static wr_status write_rep(kv_db *db, wr_bytes rep, uint32_t count)
             db->last_wal_sync_ns = wr_now_ns();
         }
         if ((st = kv_wal_append(db->wal, wr_bytes_of(db->scratch.ptr, db->scratch.len), sync)) !=
-            WR_OK)
+            WR_OK) {
+            /* The record may be in the WAL in part or whole (a failed sync): its sequence
+             * numbers must never be handed out again, so the store stops taking writes. */
+            pthread_mutex_lock(&db->mu);
+            if (db->bg_err == WR_OK) {
+                db->bg_err = st;
+                snprintf(db->bg_error, sizeof(db->bg_error), "WAL append failed: %s", wr_errmsg());
+            }
+            pthread_mutex_unlock(&db->mu);
             goto out;
+        }
     }
     /* The WAL has it: the memtable must take it too, or the store would lie after restart. */
     if ((st = kv_batch_iterate(wr_bytes_of(db->scratch.ptr, db->scratch.len), mem_apply,
@@ -1315,6 +1345,14 @@ static wr_status scan_dir(kv_db *db, uint64_t min_wal, wal_list *wals, bool clea
         uint64_t n = strtoull(de->d_name, &end, 10);
         bool drop = false;
         snprintf(path, sizeof(path), "%s/%s", db->dir, de->d_name);
+        /* A crash (or a failed open) can leave a file numbered past the MANIFEST's counter:
+         * never hand out its number again. */
+        if (end != de->d_name && (strcmp(end, ".wal") == 0 || strcmp(end, ".sst") == 0) &&
+            n >= db->next_file)
+            db->next_file = n + 1;
+        if (strncmp(de->d_name, "MANIFEST-", 9) == 0 &&
+            strtoull(de->d_name + 9, NULL, 10) >= db->next_file)
+            db->next_file = strtoull(de->d_name + 9, NULL, 10) + 1;
         if (end != de->d_name && strcmp(end, ".wal") == 0) {
             if (n >= min_wal && wals) {
                 if (wals->cnt == wals->cap) {
@@ -1435,7 +1473,7 @@ static wr_status recover(kv_db *db)
     }
     if (db->o.wal != KV_WAL_OFF) {
         db->wal_number = db->next_file++;
-        if ((st = kv_wal_create(db->dir, db->wal_number, &db->wal)) != WR_OK)
+        if ((st = wal_create(db, db->wal_number, &db->wal)) != WR_OK)
             goto out;
     }
     ms.version = db->cur;

@@ -25,6 +25,9 @@ WR_MUST_CHECK wr_status kv_batch_iterate(wr_bytes rep, kv_batch_fn fn, void *ctx
 typedef struct kv_wal kv_wal;
 /* Create "<dir>/<number>.wal" (it must not exist) for appending. */
 WR_MUST_CHECK wr_status kv_wal_create(const char *dir, uint64_t number, kv_wal **out);
+/* The same, appending through a shared mapping of space reserved ahead (kv_wal.c): for WALs
+ * whose appends are not synced one by one. */
+WR_MUST_CHECK wr_status kv_wal_create_mapped(const char *dir, uint64_t number, kv_wal **out);
 /* Append one record; with @sync, fdatasync before returning. On failure the WAL is FAILED:
  * every later append fails too (sticky). */
 WR_MUST_CHECK wr_status kv_wal_append(kv_wal *w, wr_bytes payload, bool sync);

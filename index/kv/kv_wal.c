@@ -11,17 +11,28 @@
  * Invariants: (1) records are contiguous from byte 0; (2) a record is acknowledged only
  * after its bytes are written (and synced, when asked); (3) after a failed write or sync the
  * WAL refuses every later append. Recovery stops at a torn tail, and refuses damage that
- * valid records follow (it would be acknowledged data). */
+ * valid records follow (it would be acknowledged data).
+ *
+ * A mapped WAL (kv_wal_create_mapped; the store uses it when appends are not synced one by
+ * one) reserves the file in KV_WAL_CHUNK steps with fallocate and copies records into a
+ * MAP_SHARED mapping of it: a record then costs a memcpy instead of a write() (measured: the
+ * syscall was two thirds of a fillrandom put). The bytes land in the same page cache a write()
+ * would fill, so a crash of the process loses nothing a write() would have kept, and
+ * fdatasync covers them the same way. The reserved tail reads as zeros until written;
+ * closing truncates it away, and replay treats an all-zero rest of the file as the end (a
+ * process killed before closing leaves one). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "kv_int.h"
 
-#define KV_WAL_HDR 16
+#define KV_WAL_HDR   16
+#define KV_WAL_CHUNK (4u << 20) /* a mapped WAL grows by this much at a time */
 
 struct kv_wal {
     uint32_t magic;
@@ -30,6 +41,9 @@ struct kv_wal {
     uint64_t size;
     bool failed;
     wr_buf buf; /* header + payload of the record being written */
+    bool mapped;
+    uint8_t *map;      /* MAP_SHARED over [0, reserved) when mapped and written to */
+    uint64_t reserved; /* bytes fallocated (mapped) */
 };
 
 static uint64_t record_sum(const uint8_t *hdr8, const uint8_t *payload, size_t n)
@@ -42,6 +56,69 @@ wr_status kv_wal_create(const char *dir, uint64_t number, kv_wal **out)
     char path[4096];
     WR_TRY(wr_path(path, sizeof(path), "%s/%06" PRIu64 ".wal", dir, number));
     return kv_recfile_create(dir, path, KV_WAL_MAGIC, out);
+}
+
+wr_status kv_wal_create_mapped(const char *dir, uint64_t number, kv_wal **out)
+{
+    kv_wal *w;
+    int fd;
+    WR_TRY(kv_wal_create(dir, number, &w));
+    /* A mapping needs a descriptor open for reading too. */
+    if ((fd = open(w->path, O_RDWR | O_CLOEXEC)) < 0) {
+        wr_status st = wr_err(wr_status_from_errno(errno), "%s: %s", w->path, strerror(errno));
+        unlink(w->path);
+        kv_wal_close(w);
+        return st;
+    }
+    close(w->fd);
+    w->fd = fd;
+    w->mapped = true;
+    *out = w;
+    return WR_OK;
+}
+
+/* Make room for @need bytes in a mapped WAL: reserve disk blocks, then (re)map. */
+static wr_status map_reserve(kv_wal *w, uint64_t need)
+{
+    uint64_t nres = (need + KV_WAL_CHUNK - 1) / KV_WAL_CHUNK * KV_WAL_CHUNK;
+    void *m;
+    int e;
+    if (need <= w->reserved)
+        return WR_OK;
+    /* Blocks reserved now: a full disk is an error here, never a SIGBUS in memcpy later. */
+    if ((e = posix_fallocate(w->fd, 0, (off_t)nres)) != 0)
+        return wr_err(wr_status_from_errno(e), "%s: cannot reserve %" PRIu64 " bytes: %s", w->path,
+                      nres, strerror(e));
+    m = w->map ? mremap(w->map, w->reserved, nres, MREMAP_MAYMOVE)
+               : mmap(NULL, nres, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, 0);
+    if (m == MAP_FAILED)
+        return wr_err(wr_status_from_errno(errno), "%s: cannot map %" PRIu64 " bytes: %s", w->path,
+                      nres, strerror(errno));
+    w->map = m;
+    w->reserved = nres;
+    return WR_OK;
+}
+
+/* Append one record to a mapped WAL. */
+static wr_status append_mapped(kv_wal *w, wr_bytes payload, bool sync)
+{
+    uint8_t *h;
+    wr_status st;
+    if ((st = map_reserve(w, w->size + KV_WAL_HDR + payload.len)) != WR_OK) {
+        w->failed = true;
+        return st;
+    }
+    h = w->map + w->size;
+    wr_put32(h, w->magic);
+    wr_put32(h + 4, (uint32_t)payload.len);
+    memcpy(h + KV_WAL_HDR, payload.ptr, payload.len);
+    wr_put64(h + 8, record_sum(h, payload.ptr, payload.len));
+    w->size += KV_WAL_HDR + payload.len;
+    if (sync && (st = wr_fdatasync(w->fd, w->path)) != WR_OK) {
+        w->failed = true;
+        return st;
+    }
+    return WR_OK;
 }
 
 wr_status kv_recfile_create(const char *dir, const char *path, uint32_t magic, kv_wal **out)
@@ -82,6 +159,8 @@ wr_status kv_wal_append(kv_wal *w, wr_bytes payload, bool sync)
     if (payload.len > UINT32_MAX)
         return wr_err(WR_ERR_TOOBIG, "write batch of %zu bytes is too big for one WAL record",
                       payload.len);
+    if (w->mapped)
+        return append_mapped(w, payload, sync);
     w->buf.len = 0;
     if ((st = wr_buf_reserve(&w->buf, KV_WAL_HDR + payload.len)) != WR_OK)
         return st;
@@ -134,6 +213,11 @@ void kv_wal_close(kv_wal *w)
 {
     if (w == NULL)
         return;
+    if (w->map) {
+        munmap(w->map, w->reserved);
+        if (ftruncate(w->fd, (off_t)w->size) != 0) /* else replay skips the zeros anyway */
+            WR_LOGW("%s: cannot drop the reserved tail: %s", w->path, strerror(errno));
+    }
     close(w->fd);
     wr_buf_fini(&w->buf);
     wr_free(w);
@@ -176,6 +260,11 @@ wr_status kv_recfile_replay(const char *path, uint32_t magic, kv_wal_fn fn, void
         if (b.len - pos < KV_WAL_HDR || wr_get32(h) != magic ||
             (len = wr_get32(h + 4)) > b.len - pos - KV_WAL_HDR ||
             record_sum(h, h + KV_WAL_HDR, len) != wr_get64(h + 8)) {
+            size_t z = pos;
+            while (z < b.len && b.ptr[z] == 0)
+                z++;
+            if (z == b.len) /* the unused reserve of a mapped WAL: the end */
+                break;
             if (valid_after(b.ptr, b.len, pos + 1, magic)) {
                 st = wr_err(WR_ERR_CORRUPT,
                             "%s: damaged record at byte %zu, and valid records follow it; the "

@@ -17,9 +17,7 @@
  *  (4) a damaged file is an error naming it (WR_ERR_CORRUPT), never a crash or a wrong answer.
  *
  * Threading: a kv_db is shared by any number of threads. Writes are serialised internally;
- * reads (get, iterators, snapshots) never wait for writes. An iterator belongs to one thread.
- *
- */
+ * reads (get, iterators, snapshots) never wait for writes. An iterator belongs to one thread. */
 #ifndef WEIR_KV_H
 #define WEIR_KV_H
 
@@ -120,7 +118,9 @@ uint64_t kv_applied(const kv_db *db); /* 0 when never set */
 
 /* Flush the memtable to an SST now and wait for it. */
 WR_MUST_CHECK wr_status kv_flush(kv_db *db);
-/* Compact the whole key range down to the last level and wait for it. */
+/* Compact the whole key range: every level merged into the next, down to the deepest
+ * non-empty one (at least level 1), which is then rewritten in place, dropping every version
+ * no snapshot needs and every tombstone with nothing below it. Waits for it. */
 WR_MUST_CHECK wr_status kv_compact_all(kv_db *db);
 /* A consistent, openable copy in @dir (which must not exist) by hard-linking immutable files
  * and writing a fresh MANIFEST. Flushes first. */
