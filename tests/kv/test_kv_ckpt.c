@@ -84,9 +84,10 @@ static int get_i(kv_db *db, const kv_snapshot *s, int k)
     wr_status st;
     snprintf(key, sizeof(key), "key-%06d", k);
     st = kv_get(db, s, wr_bytes_str(key), &v);
-    if (st == WR_OK)
+    if (st == WR_OK) {
+        assert_int_equal(wr_buf_append(&v, "", 1), WR_OK); /* sscanf wants a string */
         assert_int_equal(sscanf((const char *)v.ptr, "v%d", &ver), 1);
-    else if (st != WR_ERR_NOTFOUND)
+    } else if (st != WR_ERR_NOTFOUND)
         fail_msg("get %s: %s", key, wr_errmsg());
     wr_buf_fini(&v);
     return ver;

@@ -80,7 +80,8 @@ static void ref_set(ref *r, int k, const char *v, size_t n)
     r->v[k] = NULL;
     if (v) {
         r->v[k] = malloc(n + 1);
-        memcpy(r->v[k], v, n);
+        if (n)
+            memcpy(r->v[k], v, n);
         r->len[k] = n;
     }
 }
@@ -135,7 +136,7 @@ static void check_get(kv_db *db, const kv_snapshot *s, const ref *r, int k)
     } else if (st != WR_OK) {
         FAIL("get %s (snap %d): want a value, got %s: %s", keys[k], s != NULL, wr_status_str(st),
              wr_errmsg());
-    } else if (v.len != r->len[k] || memcmp(v.ptr, r->v[k], v.len) != 0) {
+    } else if (v.len != r->len[k] || (v.len && memcmp(v.ptr, r->v[k], v.len) != 0)) {
         FAIL("get %s (snap %d): wrong value (%zu bytes, want %zu)", keys[k], s != NULL, v.len,
              r->len[k]);
     }
@@ -164,7 +165,8 @@ static void check_multi_get(kv_db *db, const kv_snapshot *s, const ref *r)
                 FAIL("multi_get %s: want absent, got %s", keys[k], wr_status_str(st[i]));
         } else if (st[i] != WR_OK) {
             FAIL("multi_get %s: want a value, got %s", keys[k], wr_status_str(st[i]));
-        } else if (vals[i].len != r->len[k] || memcmp(vals[i].ptr, r->v[k], r->len[k]) != 0) {
+        } else if (vals[i].len != r->len[k] ||
+                   (r->len[k] && memcmp(vals[i].ptr, r->v[k], r->len[k]) != 0)) {
             FAIL("multi_get %s: wrong value", keys[k]);
         }
         wr_buf_fini(&vals[i]);
@@ -207,7 +209,7 @@ static void expect_at(const kv_iter *it, const ref *r, int want, const char *wha
         FAIL("%s: want key %s, got %.*s", what, keys[want], (int)kv_iter_key(it).len,
              (const char *)kv_iter_key(it).ptr);
     if (kv_iter_value(it).len != r->len[want] ||
-        memcmp(kv_iter_value(it).ptr, r->v[want], r->len[want]) != 0)
+        (r->len[want] && memcmp(kv_iter_value(it).ptr, r->v[want], r->len[want]) != 0))
         FAIL("%s: key %s: wrong value", what, keys[want]);
 }
 
