@@ -15,7 +15,7 @@
  * fillrandom first. Values are the next 100 bytes of a 1 MiB buffer whose 100-byte pieces
  * are 50 random printable bytes repeated twice (db_bench's compressible-to-half generator);
  * the store does not compress (kv_options_default). Store options are kv_options_default()
- * (64 MiB memtable, 10-bit Bloom filter, 64 MiB block cache) plus the WAL: KV_WAL_NEVER (a
+ * (8 MiB memtable, 10-bit Bloom filter, 64 MiB block cache) plus the WAL: KV_WAL_NEVER (a
  * WAL written without fsync, db_bench's default) except KV_WAL_ALWAYS for sync=1.
  *
  * Processes: each workload runs in a forked child that opens the store, runs the op loop,
@@ -681,7 +681,7 @@ static void wk_usage(FILE *f)
             "                     [--dir SCRATCH] [--json] [--time-limit S]\n"
             "\n"
             "db_bench's workloads against weir's LSM store: 16-byte keys (\"%%016llu\" of the\n"
-            "key number), 100-byte values, store defaults (64 MiB memtable, 10-bit Bloom\n"
+            "key number), 100-byte values, store defaults (8 MiB memtable, 10-bit Bloom\n"
             "filter, no compression), WAL without fsync except fillsync; each workload in a\n"
             "forked process; fresh stores for every run. bench/README.md, \"KV peers\".\n"
             "\n"
