@@ -843,10 +843,11 @@ static wt_flag wk_compact_flags[] = {WK_DIR_FLAG};
 static const wt_cmd wk_compact_cmd = {
     .name = "weir kv compact",
     .synopsis = "weir kv --dir D compact",
-    .about = "Compact the whole key range down to the last level now (dropping overwritten "
-             "versions and tombstones), wait for it, and print the SST files and bytes per "
-             "level before and after.\n" WK_EXIT_TEXT
-             "the store cannot be opened or compacted, 2 bad command line.",
+    .about =
+        "Compact the whole key range down to the deepest non-empty level now (dropping "
+        "overwritten versions and tombstones), wait for it, and print the SST files and bytes per "
+        "level before and after.\n" WK_EXIT_TEXT
+        "the store cannot be opened or compacted, 2 bad command line.",
     .examples = "  weir kv --dir ./store compact\n",
     WK_FLAGS(wk_compact_flags),
 };
@@ -915,7 +916,7 @@ static const wk_sub wk_subs[] = {
     {"scan", wk_scan, &wk_scan_cmd, "print entries by prefix or range, in either order"},
     {"stats", wk_stats, &wk_stats_cmd, "files and bytes per level, counters"},
     {"verify", wk_verify, &wk_verify_cmd, "check every checksum of every file"},
-    {"compact", wk_compact, &wk_compact_cmd, "compact everything to the last level now"},
+    {"compact", wk_compact, &wk_compact_cmd, "compact everything down to the deepest level now"},
 };
 #define WK_SUB_CNT (sizeof wk_subs / sizeof wk_subs[0])
 
