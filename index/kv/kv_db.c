@@ -267,6 +267,7 @@ static wr_status log_and_apply(kv_db *db, kv_edit *e)
     }
     kv_version_unref(db->cur);
     db->cur = nv;
+    atomic_store_explicit(&db->l0_cnt, (uint32_t)nv->cnt[0], memory_order_relaxed);
     return WR_OK;
 }
 
@@ -742,6 +743,7 @@ static void bg_fail(kv_db *db, wr_status st, const char *what, int level)
     if (st == WR_OK || db->bg_err != WR_OK)
         return;
     db->bg_err = st;
+    atomic_store(&db->failed, true);
     if (level >= 0)
         snprintf(db->bg_error, sizeof(db->bg_error), "%s of level %d: %s", what, level,
                  wr_errmsg());
@@ -847,6 +849,7 @@ static wr_status seal_mem(kv_db *db)
             kv_wal_close(nw);
             kv_mem_unref(nm);
             db->bg_err = st;
+            atomic_store(&db->failed, true);
             snprintf(db->bg_error, sizeof(db->bg_error), "WAL sync failed: %s", wr_errmsg());
             return st;
         }
@@ -867,6 +870,12 @@ static wr_status make_room(kv_db *db, bool force)
 {
     wr_status st = WR_OK;
     bool slowed = false;
+    /* The common case without db->mu (readers take it): room in the memtable (db->mem only
+     * changes under wmu, which the caller holds), level 0 below the slowdown, no failure. */
+    if (!force && !atomic_load_explicit(&db->failed, memory_order_relaxed) &&
+        atomic_load_explicit(&db->l0_cnt, memory_order_relaxed) < db->o.l0_slowdown_writes &&
+        kv_mem_usage(db->mem) < db->o.memtable_bytes)
+        return WR_OK;
     pthread_mutex_lock(&db->mu);
     while (st == WR_OK) {
         if (db->bg_err != WR_OK) {
@@ -959,6 +968,7 @@ static wr_status write_rep(kv_db *db, wr_bytes rep, uint32_t count)
             pthread_mutex_lock(&db->mu);
             if (db->bg_err == WR_OK) {
                 db->bg_err = st;
+                atomic_store(&db->failed, true);
                 snprintf(db->bg_error, sizeof(db->bg_error), "WAL append failed: %s", wr_errmsg());
             }
             pthread_mutex_unlock(&db->mu);
@@ -970,6 +980,7 @@ static wr_status write_rep(kv_db *db, wr_bytes rep, uint32_t count)
                                db->mem)) != WR_OK) {
         pthread_mutex_lock(&db->mu);
         db->bg_err = st;
+        atomic_store(&db->failed, true);
         snprintf(db->bg_error, sizeof(db->bg_error), "memtable insert failed: %s", wr_errmsg());
         pthread_mutex_unlock(&db->mu);
         goto out;
@@ -1570,6 +1581,7 @@ wr_status kv_open(const char *dir, const kv_options *opts, kv_db **out)
     }
     if ((st = take_lock(db)) != WR_OK || (st = recover(db)) != WR_OK)
         goto err;
+    atomic_store(&db->l0_cnt, (uint32_t)db->cur->cnt[0]);
     for (int i = 0; i < 2; i++) {
         if (pthread_create(&db->bg[i], NULL, i == 0 ? flush_main : compact_main, db) != 0) {
             st = wr_err(WR_ERR_IO, "%s: cannot start the background threads", dir);

@@ -59,10 +59,12 @@ struct kv_db {
     wr_status bg_err;
     char bg_error[160];
     uint64_t last_wal_sync_ns;
-    kv_snapshot snaps;      /* list head: oldest first (sequences only grow) */
-    bool manual;            /* kv_compact_all() asked for a full compaction */
-    uint64_t rr[KV_LEVELS]; /* round-robin file choice per level for compaction */
-    wr_buf scratch;         /* the batch being written (writer only) */
+    _Atomic bool failed;     /* bg_err != WR_OK (set with it): the writers' lock-free check */
+    _Atomic uint32_t l0_cnt; /* files on level 0 of cur */
+    kv_snapshot snaps;       /* list head: oldest first (sequences only grow) */
+    bool manual;             /* kv_compact_all() asked for a full compaction */
+    uint64_t rr[KV_LEVELS];  /* round-robin file choice per level for compaction */
+    wr_buf scratch;          /* the batch being written (writer only) */
     kv_stats st;
 };
 

@@ -7,6 +7,7 @@
  *    SST and a damaged MANIFEST;
  *  - a snapshot reads its versions after kv_compact_all; once released, compaction drops them;
  *  - deleting most keys makes background compaction shrink the store without kv_compact_all;
+ *  - the table cache keeps at most max_open_files tables open once reads are done;
  *  - an iterator's view does not change while a writer and compactions run. */
 #include <fcntl.h>
 #include <pthread.h>
@@ -288,6 +289,56 @@ static void test_tombstone_dense_files_compact_without_being_asked(void **state)
     kv_close(db);
 }
 
+/* SST files this process has open (from /proc/self/fd). */
+static int open_ssts(void)
+{
+    char cmd[128], line[64];
+    FILE *p;
+    int n = 0;
+    snprintf(cmd, sizeof(cmd), "ls -l /proc/%d/fd 2>/dev/null | grep -c '\\.sst$'", (int)getpid());
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    if (fgets(line, sizeof(line), p))
+        n = atoi(line);
+    pclose(p);
+    return n;
+}
+
+static void test_table_cache_keeps_open_files_bounded(void **state)
+{
+    kv_options o;
+    kv_db *db;
+    kv_stats st;
+    unsigned files = 0;
+    (void)state;
+    kv_options_default(&o);
+    o.wal = KV_WAL_NEVER;
+    o.memtable_bytes = 64u << 10;
+    o.l0_compaction_trigger = 8;
+    o.l1_bytes = 256u << 10;
+    o.sst_bytes = 16u << 10; /* many small files */
+    o.max_open_files = 4;
+    assert_int_equal(kv_open(dir, &o, &db), WR_OK);
+    for (int i = 0; i < 30000; i++)
+        put_i(db, (i * 7919) % 10000, i);
+    assert_int_equal(kv_flush(db), WR_OK);
+    kv_stats_get(db, &st);
+    for (int l = 0; l < 8; l++)
+        files += st.files[l];
+    assert_true(files > 20); /* far more files than the cache may keep open */
+    for (int round = 0; round < 2; round++)
+        for (int k = 0; k < 10000; k += 7) /* every file gets read */
+            assert_true(get_i(db, NULL, k) >= 0);
+    /* A compaction holds all its inputs open while it runs (tables in use do not count
+     * against the bound); once none runs and gets hold nothing, at most max_open_files
+     * stay open. */
+    assert_int_equal(kv_compact_all(db), WR_OK);
+    for (int k = 0; k < 10000; k += 7)
+        assert_true(get_i(db, NULL, k) >= 0);
+    assert_true(open_ssts() <= 4);
+    kv_close(db);
+}
+
 typedef struct writer_arg {
     kv_db *db;
     volatile int stop;
@@ -347,6 +398,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tombstone_dense_files_compact_without_being_asked,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_cache_keeps_open_files_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iterator_view_is_fixed_under_writes_and_compaction,
                                         setup, teardown),
     };
