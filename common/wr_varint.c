@@ -54,7 +54,7 @@ size_t wr_uvarint_len(uint64_t v)
     return n;
 }
 
-size_t wr_get_uvarint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+size_t wr_get_uvarint_slow(const uint8_t *p, const uint8_t *end, uint64_t *v)
 {
     uint64_t x = 0;
 

@@ -162,7 +162,15 @@ size_t wr_put_svarint(uint8_t *dst, int64_t v); /* zigzag */
 size_t wr_uvarint_len(uint64_t v);
 /* Decode from [p, end). Returns bytes consumed, or 0 when truncated or over-long (> 10 bytes
  * or overflowing 64 bits): the caller treats 0 as corrupt input. */
-size_t wr_get_uvarint(const uint8_t *p, const uint8_t *end, uint64_t *v);
+size_t wr_get_uvarint_slow(const uint8_t *p, const uint8_t *end, uint64_t *v);
+static inline size_t wr_get_uvarint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    if (p < end && p[0] < 0x80) { /* one byte: the common case, inlined */
+        *v = p[0];
+        return 1;
+    }
+    return wr_get_uvarint_slow(p, end, v);
+}
 size_t wr_get_svarint(const uint8_t *p, const uint8_t *end, int64_t *v);
 
 /* ---------------------------------------------------------------- XXH3 */

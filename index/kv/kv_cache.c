@@ -1,10 +1,11 @@
-/* kv_cache.c -- the sharded LRU block cache (design, invariants and threading in kv_cache.h).
+/* kv_cache.c -- the sharded block cache with second-chance eviction (design, invariants and
+ * threading in kv_cache.h).
  *
  * Entry states (function behind each transition; all under the shard mutex):
  *
- *   (new) --insert, fits--> CACHED+HELD --release (last holder)--> CACHED+LRU
- *   CACHED+LRU --lookup--> CACHED+HELD
- *   CACHED+LRU --evict, erase_file, insert of the same key--> (freed)
+ *   (new) --insert, fits--> CACHED+HELD --release (last holder)--> CACHED
+ *   CACHED --lookup--> CACHED+HELD (and hot)
+ *   CACHED --evict (cold), erase_file, insert of the same key--> (freed)
  *   CACHED+HELD --erase_file, insert of the same key--> DETACHED+HELD
  *   (new) --insert, too big--> DETACHED+HELD --release (last holder)--> (freed)
  *
@@ -20,12 +21,13 @@
 
 typedef struct cache_ent {
     struct cache_ent *hnext;       /* hash chain, while cached */
-    struct cache_ent *prev, *next; /* LRU list, while cached and unheld */
+    struct cache_ent *prev, *next; /* the shard's eviction order, while cached */
     uint64_t file, off, hash;
     void *data; /* owned */
     size_t len, charge;
     uint32_t refs; /* holders */
-    bool cached;   /* in the hash table (else detached) */
+    bool cached;   /* in the hash table and the eviction order (else detached) */
+    bool hot;      /* looked up since the sweep last passed it: it gets a second chance */
 } cache_ent;
 
 _Static_assert(sizeof(cache_ent) <= KV_CACHE_OVERHEAD, "KV_CACHE_OVERHEAD too small");
@@ -102,18 +104,26 @@ static void ent_uncache(cache_shard *s, cache_ent **p)
     e->cached = false;
     s->cnt--;
     atomic_fetch_sub_explicit(&s->usage, e->charge, memory_order_relaxed);
-    if (e->refs == 0) {
-        lru_remove(e);
+    lru_remove(e);
+    if (e->refs == 0)
         ent_free(e);
-    }
 }
 
-/* Invariant (3): evict unheld entries, oldest first, until usage fits. */
+/* Invariant (3): evict unheld entries until usage fits, sweeping from the oldest: a held or
+ * marked (hot) entry loses its mark and goes to the back instead. Two passes at most: after
+ * one, only held entries keep their place, and those cannot go. */
 static void shard_evict(cache_shard *s)
 {
+    size_t budget = 2 * s->cnt + 1;
     while (atomic_load_explicit(&s->usage, memory_order_relaxed) > s->capacity &&
-           s->lru.next != &s->lru) {
+           s->lru.next != &s->lru && budget-- > 0) {
         cache_ent *e = s->lru.next;
+        if (e->refs > 0 || e->hot) {
+            e->hot = false;
+            lru_remove(e);
+            lru_append(s, e);
+            continue;
+        }
         ent_uncache(s, chain_find(s, e->hash, e->file, e->off));
     }
 }
@@ -217,8 +227,12 @@ kv_cache_handle *kv_cache_lookup(kv_cache *c, uint64_t file, uint64_t off)
     cache_ent *e;
 
     pthread_mutex_lock(&s->mu);
-    if ((e = *chain_find(s, h, file, off)) != NULL && e->refs++ == 0)
-        lru_remove(e);
+    /* A hit only marks the entry (no list surgery, which would touch its neighbours): the
+     * eviction sweep gives marked entries a second chance (CLOCK). */
+    if ((e = *chain_find(s, h, file, off)) != NULL) {
+        e->refs++;
+        e->hot = true;
+    }
     pthread_mutex_unlock(&s->mu);
     atomic_fetch_add_explicit(e ? &s->hits : &s->misses, 1, memory_order_relaxed);
     return (kv_cache_handle *)e;
@@ -248,6 +262,7 @@ wr_status kv_cache_insert(kv_cache *c, uint64_t file, uint64_t off, void *data, 
     e->hnext = *p;
     *p = e;
     e->cached = true;
+    lru_append(s, e);
     s->cnt++;
     atomic_fetch_add_explicit(&s->usage, charge, memory_order_relaxed);
     shard_evict(s);
@@ -274,8 +289,8 @@ void kv_cache_release(kv_cache *c, kv_cache_handle *h)
     assert(e->refs > 0);
     if (--e->refs == 0) {
         if (e->cached) {
-            lru_append(s, e);
-            shard_evict(s); /* held entries may have pushed usage over capacity */
+            if (atomic_load_explicit(&s->usage, memory_order_relaxed) > s->capacity)
+                shard_evict(s); /* held entries may have pushed usage over capacity */
         } else {
             dead = true;
         }

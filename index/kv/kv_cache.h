@@ -1,21 +1,26 @@
-/* kv_cache.h -- the block cache: a sharded LRU cache of decoded SST blocks, bounded in bytes
+/* kv_cache.h -- the block cache: a sharded cache of decoded SST blocks, bounded in bytes
  * (private to index/kv/).
  *
  * Design. An entry maps (file id, block offset) to an immutable byte buffer (a decoded data
  * block, exactly the bytes kv_sst_read_block() produces) and a charge in bytes. The key's
  * XXH3-64 picks one of 2^shard_bits shards by its top bits; each shard has its own mutex, a
  * chained hash table (power-of-two buckets, doubled when the entries outnumber the buckets),
- * an intrusive LRU list of the entries nobody holds, and a capacity of its own (the total,
- * split evenly). Callers pin an entry through a kv_cache_handle; the handle is the entry.
+ * an intrusive list of its cached entries in eviction order, and a capacity of its own (the
+ * total, split evenly). Eviction is second-chance (CLOCK): a hit only marks its entry "hot"
+ * (no list surgery, which would touch two more cache lines under the lock); the sweep from
+ * the oldest end moves held or hot entries to the back, clearing the mark, and frees the first
+ * cold, unheld one. Recently used entries thus survive one more sweep, as under LRU.
+ * Callers pin an entry through a kv_cache_handle; the handle is the entry.
  *
  * Invariants (per shard, whenever its mutex is free):
  *   (1) an entry is in the hash table ("cached") or detached; a detached entry is held, and
  *       is freed by the release that drops its last holder;
- *   (2) a cached entry is on the LRU list iff no handle holds it (refs == 0); the list runs
- *       from least to most recently released;
+ *   (2) an entry is on the shard's list iff it is cached; the list runs from the entry the
+ *       sweep looks at next to the one it moved or inserted last;
  *   (3) usage = the sum of the charges of the cached entries, and usage <= capacity unless
- *       the LRU list is empty: eviction frees unheld entries, least recently used first, so
- *       held entries may push usage over capacity but unheld bytes never exceed it;
+ *       every cached entry is held: eviction frees unheld entries (cold ones first, within
+ *       two passes), so held entries may push usage over capacity but unheld bytes never
+ *       exceed it;
  *   (4) an entry is never freed while a handle holds it; an entry charged more than its
  *       shard's capacity is handed back to the inserter detached, never cached;
  *   (5) at most one cached entry per key: inserting a key that is present replaces (detaches)

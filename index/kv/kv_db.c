@@ -545,6 +545,7 @@ static wr_status merge(kv_db *db, kv_compaction *c, kv_out *o)
             st = kv_table_get(db, c->in[lv][i]->number, &tbs[k]);
             if (st != WR_OK || (st = kv_sst_iter_create(tbs[k]->t, &its[k])) != WR_OK)
                 goto out;
+            kv_sst_iter_no_fill(its[k]);
             st = kv_sst_iter_first(its[k]);
             if (st != WR_OK && st != WR_EOF)
                 goto out;

@@ -947,13 +947,13 @@ static void blk_view_cached(sst_blk *b)
 /* b->raw holds the contents of data block @i, just read: parse them and, with a cache, move
  * them into it (trimmed to their length, since the cache charges what they occupy). When the
  * cache cannot take them (out of memory), they stay in b->raw and the read still succeeds. */
-static wr_status blk_adopt(const kv_sst *t, uint32_t i, sst_blk *b)
+static wr_status blk_adopt(const kv_sst *t, uint32_t i, sst_blk *b, bool fill)
 {
     uint8_t *p;
 
     if (kv_block_parse(b->raw.ptr, b->raw.len, &b->blk) != WR_OK)
         return data_block_bad(t, i, "bad restart array");
-    if (t->cache == NULL)
+    if (t->cache == NULL || !fill)
         return WR_OK;
     if (b->raw.cap > b->raw.len && (p = wr_realloc(b->raw.ptr, b->raw.len)) != NULL) {
         b->raw.ptr = p;
@@ -966,8 +966,9 @@ static wr_status blk_adopt(const kv_sst *t, uint32_t i, sst_blk *b)
     return WR_OK;
 }
 
-/* Make @b hold data block @i (unpinning what it held): from the cache, else from disk. */
-static wr_status blk_load(const kv_sst *t, uint32_t i, sst_blk *b)
+/* Make @b hold data block @i (unpinning what it held): from the cache, else from disk (and,
+ * with @fill, into the cache). */
+static wr_status blk_load(const kv_sst *t, uint32_t i, sst_blk *b, bool fill)
 {
     blk_unpin(t, b);
     if (t->cache != NULL &&
@@ -976,7 +977,7 @@ static wr_status blk_load(const kv_sst *t, uint32_t i, sst_blk *b)
         return WR_OK;
     }
     WR_TRY(kv_sst_read_block(t, idx_handle(t, i), &b->raw));
-    return blk_adopt(t, i, b);
+    return blk_adopt(t, i, b, fill);
 }
 
 /* The newest version of @ukey at or below @target's sequence in data block @i (@blk). */
@@ -1037,7 +1038,7 @@ wr_status kv_sst_get(const kv_sst *t, wr_bytes ukey, uint64_t snap_seq, wr_buf *
         st = WR_OK;
         goto out_free_key;
     }
-    if ((st = blk_load(t, i, &b)) == WR_OK)
+    if ((st = blk_load(t, i, &b, true)) == WR_OK)
         st = blk_find(t, i, &b.blk, target, ukey, val, found_out);
     blk_fini(t, &b);
 out_free_key:
@@ -1161,7 +1162,7 @@ static void mget_finish(const kv_sst *t, mget_blk *m)
             st = block_decode(t, h, &m->b.raw);
     }
     if (st == WR_OK)
-        st = blk_adopt(t, m->i, &m->b);
+        st = blk_adopt(t, m->i, &m->b, true);
     if (st != WR_OK)
         mget_fail(m, st);
 }
@@ -1286,7 +1287,13 @@ struct kv_sst_iter {
     sst_blk b;        /* owned: block bi, pinned in the cache while the iterator is in it */
     kv_block_iter it; /* it.blk points at b.blk */
     bool valid;
+    bool no_fill; /* blocks read from disk stay out of the cache */
 };
+
+void kv_sst_iter_no_fill(kv_sst_iter *it)
+{
+    it->no_fill = true;
+}
 
 wr_status kv_sst_iter_create(const kv_sst *t, kv_sst_iter **out)
 {
@@ -1328,7 +1335,7 @@ static wr_status iter_load(kv_sst_iter *it, uint32_t i)
         return WR_OK;
     it->bi = UINT32_MAX;
     it->it.valid = false;
-    if ((st = blk_load(it->t, i, &it->b)) != WR_OK)
+    if ((st = blk_load(it->t, i, &it->b, !it->no_fill)) != WR_OK)
         return st;
     it->bi = i;
     return WR_OK;

@@ -227,6 +227,9 @@ WR_MUST_CHECK wr_status kv_sst_read_block(const kv_sst *t, kv_handle h, wr_buf *
  * entry), WR_EOF (past either end) or an error naming file and offset (then unpositioned). */
 typedef struct kv_sst_iter kv_sst_iter;
 WR_MUST_CHECK wr_status kv_sst_iter_create(const kv_sst *t, kv_sst_iter **out);
+/* Blocks this iterator reads from disk are not inserted into the block cache (cached ones are
+ * still used): for compactions, which read every block once and would evict what readers use. */
+void kv_sst_iter_no_fill(kv_sst_iter *it);
 void kv_sst_iter_destroy(kv_sst_iter *it);                                /* NULL is a no-op */
 WR_MUST_CHECK wr_status kv_sst_iter_seek(kv_sst_iter *it, wr_bytes ikey); /* first >= ikey */
 WR_MUST_CHECK wr_status kv_sst_iter_first(kv_sst_iter *it);
