@@ -54,6 +54,7 @@
 
 #include "kv.h"
 #include "wb.h"
+#include "wb_stats.h"
 #include "wr.h"
 
 #define WK_KEY       16
@@ -585,31 +586,6 @@ static bool wk_run(const wk_opts *o, unsigned wi, const char *dir, unsigned run,
 }
 
 /* ---------------------------------------------------------------- output */
-static int wk_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-typedef struct wk_sum {
-    double median, min, max, spread;
-} wk_sum;
-
-static wk_sum wk_summarize(const wk_series *s)
-{
-    double v[WK_MAX_RUNS];
-    wk_sum out = {0, 0, 0, 0};
-
-    if (s->cnt == 0)
-        return out;
-    memcpy(v, s->v, s->cnt * sizeof(double));
-    qsort(v, s->cnt, sizeof(double), wk_cmp);
-    out.min = v[0];
-    out.max = v[s->cnt - 1];
-    out.median = (s->cnt % 2) ? v[s->cnt / 2] : (v[s->cnt / 2 - 1] + v[s->cnt / 2]) / 2.0;
-    out.spread = out.median != 0.0 ? (out.max - out.min) / out.median : 0.0;
-    return out;
-}
 
 static void wk_print(const wk_opts *o, unsigned wi)
 {
@@ -636,11 +612,11 @@ static void wk_print(const wk_opts *o, unsigned wi)
                wk_failed[wi] || wk_runs_ok[wi] == 0 ? "false" : "true", wk_runs_ok[wi], params);
         for (unsigned m = 0; m < M_COUNT; m++) {
             const wk_series *s = &wk_res[wi][m];
-            wk_sum su;
+            wb_summary su;
 
             if (s->cnt == 0)
                 continue;
-            su = wk_summarize(s);
+            su = wb_summarize(s->v, s->cnt);
             noisy_any |= su.spread > WK_NOISY;
             printf("%s\"%s\":{\"unit\":\"%s\",\"median\":%.10g,\"min\":%.10g,\"max\":%.10g,"
                    "\"spread\":%.4f,\"noisy\":%s,\"values\":[",
@@ -660,11 +636,11 @@ static void wk_print(const wk_opts *o, unsigned wi)
         printf("  %-12s %12s %12s %12s %8s\n", "metric", "median", "min", "max", "spread");
         for (unsigned m = 0; m < M_COUNT; m++) {
             const wk_series *s = &wk_res[wi][m];
-            wk_sum su;
+            wb_summary su;
 
             if (s->cnt == 0)
                 continue;
-            su = wk_summarize(s);
+            su = wb_summarize(s->v, s->cnt);
             printf("  %-12s %12.4g %12.4g %12.4g %7.1f%%%s\n", wk_mname[m], su.median, su.min,
                    su.max, su.spread * 100.0, su.spread > WK_NOISY ? "  NOISY (spread > 30%)" : "");
         }

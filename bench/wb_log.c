@@ -41,6 +41,7 @@
 
 #include "lg.h"
 #include "wb.h"
+#include "wb_stats.h"
 #include "wr.h"
 
 #define WB_MAX_RUNS    32
@@ -106,32 +107,6 @@ static void wb_res_add(wb_result *r, const char *name, const char *unit, double 
         m->v[m->cnt++] = v;
 }
 
-static int wb_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-typedef struct wb_summary {
-    double median, min, max, spread;
-} wb_summary;
-
-static wb_summary wb_summarize(const wb_metric *m)
-{
-    double s[WB_MAX_RUNS];
-    wb_summary out = {0, 0, 0, 0};
-
-    if (m->cnt == 0)
-        return out;
-    memcpy(s, m->v, m->cnt * sizeof(double));
-    qsort(s, m->cnt, sizeof(double), wb_cmp_double);
-    out.min = s[0];
-    out.max = s[m->cnt - 1];
-    out.median = (m->cnt % 2) ? s[m->cnt / 2] : (s[m->cnt / 2 - 1] + s[m->cnt / 2]) / 2.0;
-    out.spread = out.median != 0.0 ? (out.max - out.min) / out.median : 0.0;
-    return out;
-}
-
 /* Four significant digits with an SI suffix: 5123456 -> "5.123M". */
 static const char *wb_fmt(double v, char *buf, size_t cap)
 {
@@ -159,7 +134,7 @@ static void wb_res_print(const wb_result *r, const wb_opts *o)
                r->params);
         for (unsigned i = 0; i < r->m_cnt; i++) {
             const wb_metric *m = &r->m[i];
-            wb_summary s = wb_summarize(m);
+            wb_summary s = wb_summarize(m->v, m->cnt);
             bool noisy = s.spread > WB_NOISY;
 
             noisy_any |= noisy;
@@ -177,7 +152,7 @@ static void wb_res_print(const wb_result *r, const wb_opts *o)
         printf("  %-22s %12s %12s %12s %8s\n", "metric", "median", "min", "max", "spread");
         for (unsigned i = 0; i < r->m_cnt; i++) {
             const wb_metric *m = &r->m[i];
-            wb_summary s = wb_summarize(m);
+            wb_summary s = wb_summarize(m->v, m->cnt);
             char a[32], b[32], c[32];
 
             printf("  %-22s %12s %12s %12s %7.1f%%%s\n", m->name, wb_fmt(s.median, a, sizeof a),

@@ -1044,9 +1044,28 @@ static wr_status sst_probe(kv_db *db, const kv_fmeta *f, wr_bytes key, uint64_t 
     return st;
 }
 
+void kv_view_pin(kv_db *db, kv_view *out)
+{
+    pthread_mutex_lock(&db->mu);
+    out->mem = kv_mem_ref(db->mem);
+    out->imm = db->imm ? kv_mem_ref(db->imm) : NULL;
+    out->v = db->cur;
+    kv_version_ref(out->v);
+    pthread_mutex_unlock(&db->mu);
+}
+
+void kv_view_unpin(kv_view *vw)
+{
+    kv_mem_unref(vw->mem);
+    kv_mem_unref(vw->imm);
+    kv_version_unref(vw->v);
+    memset(vw, 0, sizeof(*vw));
+}
+
 wr_status kv_get(kv_db *db, const kv_snapshot *snap, wr_bytes key, wr_buf *val)
 {
     uint64_t seq = atomic_load_explicit(&db->seq, memory_order_acquire);
+    kv_view vw;
     kv_mem *mem, *imm;
     kv_version *v;
     wr_bytes mv;
@@ -1056,12 +1075,10 @@ wr_status kv_get(kv_db *db, const kv_snapshot *snap, wr_bytes key, wr_buf *val)
 
     if (snap)
         seq = snap->seq;
-    pthread_mutex_lock(&db->mu);
-    mem = kv_mem_ref(db->mem);
-    imm = db->imm ? kv_mem_ref(db->imm) : NULL;
-    v = db->cur;
-    kv_version_ref(v);
-    pthread_mutex_unlock(&db->mu);
+    kv_view_pin(db, &vw);
+    mem = vw.mem;
+    imm = vw.imm;
+    v = vw.v;
 
     mf = kv_mem_get(mem, key, seq, &mv, NULL);
     if (mf == KV_MEM_MISS && imm)
@@ -1094,9 +1111,7 @@ wr_status kv_get(kv_db *db, const kv_snapshot *snap, wr_bytes key, wr_buf *val)
     }
     st = sf == KV_FOUND_PUT ? WR_OK : WR_ERR_NOTFOUND;
 out:
-    kv_mem_unref(mem);
-    kv_mem_unref(imm);
-    kv_version_unref(v);
+    kv_view_unpin(&vw);
     return st;
 }
 
@@ -1149,6 +1164,7 @@ wr_status kv_multi_get(kv_db *db, const kv_snapshot *snap, const wr_bytes *keys,
                        wr_buf *vals, wr_status *st)
 {
     mget g = {db, 0, keys, vals, st, NULL, NULL, NULL, NULL, NULL, NULL};
+    kv_view vw;
     kv_mem *mem, *imm;
     kv_version *v;
     wr_status rc = WR_OK;
@@ -1165,12 +1181,10 @@ wr_status kv_multi_get(kv_db *db, const kv_snapshot *snap, const wr_bytes *keys,
         rc = WR_ERR_NOMEM;
         goto out_free;
     }
-    pthread_mutex_lock(&db->mu);
-    mem = kv_mem_ref(db->mem);
-    imm = db->imm ? kv_mem_ref(db->imm) : NULL;
-    v = db->cur;
-    kv_version_ref(v);
-    pthread_mutex_unlock(&db->mu);
+    kv_view_pin(db, &vw);
+    mem = vw.mem;
+    imm = vw.imm;
+    v = vw.v;
 
     for (size_t i = 0; i < n; i++) {
         wr_bytes mv;
@@ -1203,9 +1217,7 @@ wr_status kv_multi_get(kv_db *db, const kv_snapshot *snap, const wr_bytes *keys,
                 }
             rc = mget_table(&g, v->files[l][f], m);
         }
-    kv_mem_unref(mem);
-    kv_mem_unref(imm);
-    kv_version_unref(v);
+    kv_view_unpin(&vw);
 out_free:
     for (size_t j = 0; g.sv && j < n; j++)
         wr_buf_fini(&g.sv[j]);

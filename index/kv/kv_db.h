@@ -68,6 +68,15 @@ struct kv_db {
     kv_stats st;
 };
 
+/* What a read sees: the memtables and the version, pinned together under db->mu (so a flush
+ * that moves the immutable memtable into a level-0 file is seen whole or not at all). */
+typedef struct kv_view {
+    kv_mem *mem, *imm; /* refs; imm may be NULL */
+    kv_version *v;     /* ref */
+} kv_view;
+void kv_view_pin(kv_db *db, kv_view *out);
+void kv_view_unpin(kv_view *vw);
+
 /* "<dir>/<number, 6+ digits>.<ext>" */
 void kv_file_path(const kv_db *db, char *dst, size_t cap, uint64_t number, const char *ext);
 /* The open table for file @number (opened on first use) with a reference the caller drops

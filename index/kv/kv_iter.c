@@ -509,6 +509,7 @@ void kv_iter_close(kv_iter *it)
 wr_status kv_iter_open(kv_db *db, const kv_iter_opts *o, kv_iter **out)
 {
     kv_iter *it;
+    kv_view vw;
     size_t n = 0;
     wr_status st = WR_OK;
 
@@ -527,14 +528,13 @@ wr_status kv_iter_open(kv_db *db, const kv_iter_opts *o, kv_iter **out)
         if ((st = wr_buf_append(&it->upper, o->upper.ptr, o->upper.len)) != WR_OK)
             goto err;
     }
-    pthread_mutex_lock(&db->mu);
+    /* The sequence first: the view pinned after it holds every write up to it. */
     it->seq = o && o->snap ? kv_snapshot_seq(o->snap)
                            : atomic_load_explicit(&db->seq, memory_order_acquire);
-    it->mem = kv_mem_ref(db->mem);
-    it->imm = db->imm ? kv_mem_ref(db->imm) : NULL;
-    it->v = db->cur;
-    kv_version_ref(it->v);
-    pthread_mutex_unlock(&db->mu);
+    kv_view_pin(db, &vw);
+    it->mem = vw.mem;
+    it->imm = vw.imm;
+    it->v = vw.v;
 
     n = 2 + it->v->cnt[0] + KV_LEVELS;
     if ((it->ch = wr_calloc(n, sizeof(child))) == NULL) {
