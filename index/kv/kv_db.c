@@ -49,6 +49,7 @@ void kv_options_default(kv_options *o)
     o->block_bytes = 4096;
     o->bloom_bits_per_key = 10;
     o->block_cache_bytes = 64u << 20;
+    o->mmap_reads = true;
     o->max_open_files = 1000;
     o->l0_compaction_trigger = 4;
     o->l0_slowdown_writes = 20;
@@ -128,6 +129,8 @@ wr_status kv_table_get(kv_db *db, uint64_t number, kv_table **out)
     kv_file_path(db, path, sizeof(path), number, "sst");
     WR_TRY(kv_sst_open(path, &t));
     kv_sst_set_cache(t, db->bcache, number);
+    if (db->o.mmap_reads && kv_sst_map(t) != WR_OK) /* it still reads, through the cache */
+        WR_LOGW("%s; reading it through the block cache", wr_errmsg());
     pthread_mutex_lock(&db->tmu);
     if ((tb = table_find(db, number)) != NULL) { /* another reader was faster */
         kv_sst_close(t);

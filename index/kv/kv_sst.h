@@ -190,6 +190,12 @@ bool kv_sst_may_contain(const kv_sst *t, wr_bytes ukey); /* true without a filte
  *           deleted, the owner calls kv_cache_erase_file(@c, @file_id).
  * Ownership: @c is borrowed and must outlive @t and its iterators. */
 void kv_sst_set_cache(kv_sst *t, kv_cache *c, uint64_t file_id);
+/* Map the whole table read-only: point reads and iterators then view uncompressed data blocks
+ * in place (each block's checksum checked on first use), with no copy and no system call, as
+ * LevelDB does; compressed blocks still go through the cache and io_uring, and so does
+ * kv_sst_multi_get. Call right after kv_sst_open(); on failure the table keeps reading as
+ * before. The file must not shrink while mapped (SSTs never change). */
+WR_MUST_CHECK wr_status kv_sst_map(kv_sst *t);
 
 typedef enum kv_found { KV_FOUND_NONE = 0, KV_FOUND_PUT, KV_FOUND_DEL } kv_found;
 

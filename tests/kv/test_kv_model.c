@@ -121,6 +121,7 @@ static kv_db *open_db(void)
     o.l0_compaction_trigger = 2;
     o.l1_bytes = 128u << 10;
     o.sst_bytes = 32u << 10;
+    o.mmap_reads = seed % 2 == 0; /* both read paths: mapped tables, and cache + io_uring */
     if (kv_open(dir, &o, &db) != WR_OK)
         FAIL("kv_open: %s", wr_errmsg());
     return db;

@@ -45,6 +45,11 @@ typedef struct kv_options {
     uint32_t bloom_bits_per_key;    /* 10; 0 = no filter */
     bool compress;                  /* zstd per block; default false */
     size_t block_cache_bytes;       /* 64 MiB */
+    bool mmap_reads;                /* default true: point reads and iterators view
+                                       uncompressed blocks in a read-only mapping of each
+                                       table (LevelDB's way: no copy, no system call); the
+                                       block cache and io_uring serve compressed blocks and
+                                       multi-get. false: every block through cache + io_uring */
     uint32_t max_open_files;        /* table cache size; 1000 */
     uint32_t l0_compaction_trigger; /* 4 files */
     uint32_t l0_slowdown_writes;    /* 20 files: each write is delayed 1 ms */
