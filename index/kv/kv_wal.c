@@ -42,6 +42,8 @@ struct kv_wal {
     bool failed;
     wr_buf buf; /* header + payload of the record being written */
     bool mapped;
+    bool prefill;      /* a WAL (not a MANIFEST): synced appends go over zeros written ahead */
+    uint64_t zeroed;   /* bytes of zeros (then records) written ahead from byte 0 */
     uint8_t *map;      /* MAP_SHARED over [0, reserved) when mapped and written to */
     uint64_t reserved; /* bytes fallocated (mapped) */
 };
@@ -55,7 +57,30 @@ wr_status kv_wal_create(const char *dir, uint64_t number, kv_wal **out)
 {
     char path[4096];
     WR_TRY(wr_path(path, sizeof(path), "%s/%06" PRIu64 ".wal", dir, number));
-    return kv_recfile_create(dir, path, KV_WAL_MAGIC, out);
+    WR_TRY(kv_recfile_create(dir, path, KV_WAL_MAGIC, out));
+    (*out)->prefill = true;
+    return WR_OK;
+}
+
+/* Synced appends overwrite zeros written ahead (KV_WAL_CHUNK at a time): an fdatasync then
+ * flushes the record's data block alone. Appending past the end instead changes the file
+ * size, and every fdatasync also commits that to the file system's journal: one more
+ * synchronous write per acknowledged record. (fallocate would leave unwritten extents, whose
+ * first write is a metadata change too; hence real zeros.) */
+static wr_status prefill(kv_wal *w, uint64_t need)
+{
+    static const uint8_t zeros[4096]; /* page-sized: larger writes make larger page-cache folios,
+                                         and each later record would dirty a whole one */
+    uint64_t end = (need + KV_WAL_CHUNK - 1) / KV_WAL_CHUNK * KV_WAL_CHUNK;
+    if (w->zeroed < w->size) /* unsynced appends went past the zeros: never overwrite records */
+        w->zeroed = w->size;
+    while (w->zeroed < end) {
+        wr_status st = wr_pwrite_all(w->fd, zeros, sizeof(zeros), w->zeroed, w->path);
+        if (st != WR_OK)
+            return st;
+        w->zeroed += sizeof(zeros);
+    }
+    return WR_OK;
 }
 
 wr_status kv_wal_create_mapped(const char *dir, uint64_t number, kv_wal **out)
@@ -183,6 +208,10 @@ wr_status kv_wal_append(kv_wal *w, wr_bytes payload, bool sync)
     }
     if ((r = wr_ring_thread()) == NULL) /* nothing was written: the WAL is still good */
         return wr_err(WR_ERR_NOMEM, "%s: no I/O ring for this thread (out of memory)", w->path);
+    if (w->prefill && sync && (st = prefill(w, w->size + w->buf.len)) != WR_OK) {
+        w->failed = true; /* zeros past the records: replay reads them as the end */
+        return st;
+    }
     st = wr_ring_pwrite_all(r, w->fd, w->buf.ptr, w->buf.len, w->size, sync, &err);
     if (st != WR_OK) {
         w->failed = true;
@@ -213,11 +242,11 @@ void kv_wal_close(kv_wal *w)
 {
     if (w == NULL)
         return;
-    if (w->map) {
+    if (w->map)
         munmap(w->map, w->reserved);
-        if (ftruncate(w->fd, (off_t)w->size) != 0) /* else replay skips the zeros anyway */
-            WR_LOGW("%s: cannot drop the reserved tail: %s", w->path, strerror(errno));
-    }
+    if ((w->map || w->zeroed > w->size) && ftruncate(w->fd, (off_t)w->size) != 0)
+        WR_LOGW("%s: cannot drop the reserved tail: %s", w->path, strerror(errno)); /* replay
+                                                                       skips the zeros anyway */
     close(w->fd);
     wr_buf_fini(&w->buf);
     wr_free(w);
