@@ -1,9 +1,11 @@
-/* kv_db.c -- the store: open and recovery, the write path, point reads, and the flush of
- * full memtables to level-0 SSTs by a background thread.
+/* kv_db.c -- the store: open and recovery, the write path, point reads and multi-get,
+ * snapshots, the table cache, and the two background threads (flush, compaction).
+ * Iterators are in kv_iter.c, checkpoints and verify in kv_ckpt.c.
  *
  * Files in a store directory: LOCK (flock), CURRENT + MANIFEST-<n> (kv_version.c),
  * <n>.sst (kv_sst.c), <n>.wal (kv_wal.c; only with a WAL). All numbers come from one counter
- * (next_file), so a number names one file forever.
+ * (next_file), so a number names one file forever; after a crash it restarts past every
+ * numbered file in the directory.
  *
  * Open (state machine):
  *   LOCK      take LOCK (WR_ERR_BUSY if another process holds it)
@@ -12,20 +14,20 @@
  *             order; flush that memtable to level 0 (so replayed data never depends on the
  *             old WALs again), then start a new MANIFEST and a new WAL
  *   CLEAN     delete files no version references: old WALs, old MANIFESTs, orphan SSTs
- *   RUN       start the background thread
+ *   RUN       start the flush thread and the compaction thread
  *
  * Write path (writers serialised by wmu): room check (a full memtable becomes immutable;
- * when one is still being flushed, the writer waits: a stall, counted in stats), sequence
- * numbers, WAL append (fdatasync under KV_WAL_ALWAYS), memtable insert, then the new last
- * sequence is published (release store). Readers take the published sequence (acquire), so
- * they never see half a batch.
+ * when one is still being flushed, the writer waits; level 0 too full slows or stops it:
+ * stalls, counted in stats), sequence numbers, WAL append (fdatasync under KV_WAL_ALWAYS),
+ * memtable insert, then the new last sequence is published (release store). Readers take the
+ * published sequence (acquire), so they never see half a batch. A failed WAL append or sync
+ * stops all writes until reopen.
  *
- * Flush (background thread): imm -> SST <n>.sst -> version edit (add file on level 0, WAL
- * number of the live memtable, applied offset recorded when imm was sealed) logged to the
- * MANIFEST -> new version installed -> imm dropped, its WAL deleted.
+ * Flush (flush thread): imm -> SST <n>.sst -> version edit (add file on level 0, WAL number
+ * of the live memtable, applied offset recorded when imm was sealed) logged to the MANIFEST ->
+ * new version installed -> imm dropped, its WAL deleted.
  *
- * Not yet here (issue 4 continues): compaction, iterators, snapshots, multi-get, the block
- * and table caches, checkpoints, verify. */
+ * Compaction (compaction thread): see the comment above level_score(). */
 #include "kv_db.h"
 
 #include <dirent.h>
