@@ -97,96 +97,84 @@ static wr_status lvl_backward(kv_iter *it, child *c, wr_status st)
     return ch_result(c, st);
 }
 
-static wr_status ch_seek(kv_iter *it, child *c, wr_bytes ikey)
+/* The moves every child supports; seeks take an internal key. */
+typedef enum { MV_SEEK, MV_FIRST, MV_LAST, MV_NEXT, MV_PREV } mv_op;
+
+static void mem_move(kv_mem_iter *mi, mv_op op, wr_bytes ikey)
 {
-    size_t lo = 0, hi;
-    switch (c->kind) {
-    case CH_MEM:
-        kv_mem_iter_seek(&c->mi, ikey);
+    switch (op) {
+    case MV_SEEK:
+        kv_mem_iter_seek(mi, ikey);
+        break;
+    case MV_FIRST:
+        kv_mem_iter_seek_first(mi);
+        break;
+    case MV_LAST:
+        kv_mem_iter_seek_last(mi);
+        break;
+    case MV_NEXT:
+        kv_mem_iter_next(mi);
+        break;
+    case MV_PREV:
+        kv_mem_iter_prev(mi);
+        break;
+    }
+}
+
+static wr_status sst_move(kv_sst_iter *si, mv_op op, wr_bytes ikey)
+{
+    switch (op) {
+    case MV_SEEK:
+        return kv_sst_iter_seek(si, ikey);
+    case MV_FIRST:
+        return kv_sst_iter_first(si);
+    case MV_LAST:
+        return kv_sst_iter_last(si);
+    case MV_NEXT:
+        return kv_sst_iter_next(si);
+    case MV_PREV:
+        return kv_sst_iter_prev(si);
+    }
+    return WR_ERR_INTERNAL;
+}
+
+/* The first file of a level whose largest key >= @ikey; nfiles when none. */
+static size_t lvl_find(const child *c, wr_bytes ikey)
+{
+    size_t lo = 0, hi = c->nfiles;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const kv_fmeta *f = c->files[mid];
+        if (kv_ikey_cmp(wr_bytes_of(f->largest.ptr, f->largest.len), ikey) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Move child @c. A level cursor first picks the file a positioning move starts in, and moves
+ * on to the next (previous) file when it runs off one. Next and prev need a valid child. */
+static wr_status ch_move(kv_iter *it, child *c, mv_op op, wr_bytes ikey)
+{
+    wr_status st;
+    if (c->kind == CH_MEM) {
+        mem_move(&c->mi, op, ikey);
         c->valid = kv_mem_iter_valid(&c->mi);
         return WR_OK;
-    case CH_SST:
-        return ch_result(c, kv_sst_iter_seek(c->si, ikey));
-    case CH_LEVEL:
-        hi = c->nfiles;
-        while (lo < hi) { /* the first file whose largest key >= ikey */
-            size_t mid = (lo + hi) / 2;
-            const kv_fmeta *f = c->files[mid];
-            if (kv_ikey_cmp(wr_bytes_of(f->largest.ptr, f->largest.len), ikey) < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (lo == c->nfiles) {
+    }
+    if (c->kind == CH_LEVEL && op != MV_NEXT && op != MV_PREV) {
+        size_t fi = op == MV_FIRST ? 0 : op == MV_LAST ? c->nfiles - 1 : lvl_find(c, ikey);
+        if (fi == c->nfiles) {
             c->valid = false;
             return WR_OK;
         }
-        WR_TRY(ch_set_file(it, c, lo));
-        return lvl_forward(it, c, kv_sst_iter_seek(c->si, ikey));
+        WR_TRY(ch_set_file(it, c, fi));
     }
-    return WR_ERR_INTERNAL;
-}
-
-static wr_status ch_first(kv_iter *it, child *c)
-{
-    switch (c->kind) {
-    case CH_MEM:
-        kv_mem_iter_seek_first(&c->mi);
-        c->valid = kv_mem_iter_valid(&c->mi);
-        return WR_OK;
-    case CH_SST:
-        return ch_result(c, kv_sst_iter_first(c->si));
-    case CH_LEVEL:
-        WR_TRY(ch_set_file(it, c, 0));
-        return lvl_forward(it, c, kv_sst_iter_first(c->si));
-    }
-    return WR_ERR_INTERNAL;
-}
-
-static wr_status ch_last(kv_iter *it, child *c)
-{
-    switch (c->kind) {
-    case CH_MEM:
-        kv_mem_iter_seek_last(&c->mi);
-        c->valid = kv_mem_iter_valid(&c->mi);
-        return WR_OK;
-    case CH_SST:
-        return ch_result(c, kv_sst_iter_last(c->si));
-    case CH_LEVEL:
-        WR_TRY(ch_set_file(it, c, c->nfiles - 1));
-        return lvl_backward(it, c, kv_sst_iter_last(c->si));
-    }
-    return WR_ERR_INTERNAL;
-}
-
-static wr_status ch_next(kv_iter *it, child *c)
-{
-    switch (c->kind) {
-    case CH_MEM:
-        kv_mem_iter_next(&c->mi);
-        c->valid = kv_mem_iter_valid(&c->mi);
-        return WR_OK;
-    case CH_SST:
-        return ch_result(c, kv_sst_iter_next(c->si));
-    case CH_LEVEL:
-        return lvl_forward(it, c, kv_sst_iter_next(c->si));
-    }
-    return WR_ERR_INTERNAL;
-}
-
-static wr_status ch_prev(kv_iter *it, child *c)
-{
-    switch (c->kind) {
-    case CH_MEM:
-        kv_mem_iter_prev(&c->mi);
-        c->valid = kv_mem_iter_valid(&c->mi);
-        return WR_OK;
-    case CH_SST:
-        return ch_result(c, kv_sst_iter_prev(c->si));
-    case CH_LEVEL:
-        return lvl_backward(it, c, kv_sst_iter_prev(c->si));
-    }
-    return WR_ERR_INTERNAL;
+    st = sst_move(c->si, op, ikey);
+    if (c->kind == CH_SST)
+        return ch_result(c, st);
+    return op == MV_LAST || op == MV_PREV ? lvl_backward(it, c, st) : lvl_forward(it, c, st);
 }
 
 static wr_bytes ch_key(const child *c)
@@ -232,7 +220,7 @@ static wr_bytes m_key(const kv_iter *it)
 static wr_status m_seek(kv_iter *it, wr_bytes ikey)
 {
     for (size_t i = 0; i < it->nch; i++)
-        WR_TRY(ch_seek(it, &it->ch[i], ikey));
+        WR_TRY(ch_move(it, &it->ch[i], MV_SEEK, ikey));
     it->fwd = true;
     m_smallest(it);
     return WR_OK;
@@ -241,7 +229,7 @@ static wr_status m_seek(kv_iter *it, wr_bytes ikey)
 static wr_status m_first(kv_iter *it)
 {
     for (size_t i = 0; i < it->nch; i++)
-        WR_TRY(ch_first(it, &it->ch[i]));
+        WR_TRY(ch_move(it, &it->ch[i], MV_FIRST, wr_bytes_of(NULL, 0)));
     it->fwd = true;
     m_smallest(it);
     return WR_OK;
@@ -250,7 +238,7 @@ static wr_status m_first(kv_iter *it)
 static wr_status m_last(kv_iter *it)
 {
     for (size_t i = 0; i < it->nch; i++)
-        WR_TRY(ch_last(it, &it->ch[i]));
+        WR_TRY(ch_move(it, &it->ch[i], MV_LAST, wr_bytes_of(NULL, 0)));
     it->fwd = false;
     m_largest(it);
     return WR_OK;
@@ -270,13 +258,13 @@ static wr_status m_next(kv_iter *it)
             child *c = &it->ch[i];
             if (c == cur)
                 continue;
-            WR_TRY(ch_seek(it, c, k));
+            WR_TRY(ch_move(it, c, MV_SEEK, k));
             if (c->valid && kv_ikey_cmp(ch_key(c), k) == 0)
-                WR_TRY(ch_next(it, c));
+                WR_TRY(ch_move(it, c, MV_NEXT, wr_bytes_of(NULL, 0)));
         }
         it->fwd = true;
     }
-    WR_TRY(ch_next(it, cur));
+    WR_TRY(ch_move(it, cur, MV_NEXT, wr_bytes_of(NULL, 0)));
     m_smallest(it);
     return WR_OK;
 }
@@ -294,15 +282,15 @@ static wr_status m_prev(kv_iter *it)
             child *c = &it->ch[i];
             if (c == cur)
                 continue;
-            WR_TRY(ch_seek(it, c, k));
+            WR_TRY(ch_move(it, c, MV_SEEK, k));
             if (c->valid)
-                WR_TRY(ch_prev(it, c));
+                WR_TRY(ch_move(it, c, MV_PREV, wr_bytes_of(NULL, 0)));
             else
-                WR_TRY(ch_last(it, c));
+                WR_TRY(ch_move(it, c, MV_LAST, wr_bytes_of(NULL, 0)));
         }
         it->fwd = false;
     }
-    WR_TRY(ch_prev(it, cur));
+    WR_TRY(ch_move(it, cur, MV_PREV, wr_bytes_of(NULL, 0)));
     m_largest(it);
     return WR_OK;
 }
