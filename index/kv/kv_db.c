@@ -672,6 +672,8 @@ static wr_status compact_level(kv_db *db, int level, long file, bool all, bool i
     wr_status st;
     bool logged = false; /* the edit may be in the MANIFEST: its outputs must stay */
 
+    if (db->cur->cnt[level] == 0) /* e.g. a full compaction whose merges dropped everything */
+        return WR_OK;
     if ((st = pick(db, level, file, all, in_place, &c)) != WR_OK) {
         compaction_fini(&c);
         return st;

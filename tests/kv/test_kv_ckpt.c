@@ -312,6 +312,29 @@ static void test_snapshot_survives_compaction_then_versions_go(void **state)
     kv_close(db);
 }
 
+/* A full compaction of an empty store, and of one whose every key was deleted (the merges
+ * drop everything, leaving the deepest level empty for the in-place step). */
+static void test_compact_all_of_nothing(void **state)
+{
+    kv_db *db = open_at(dir);
+    kv_stats st;
+    (void)state;
+    assert_int_equal(kv_compact_all(db), WR_OK);
+    for (int k = 0; k < 2000; k++)
+        put_i(db, k, 1);
+    assert_int_equal(kv_flush(db), WR_OK);
+    for (int k = 0; k < 2000; k++)
+        del_i(db, k);
+    assert_int_equal(kv_compact_all(db), WR_OK);
+    assert_int_equal(kv_compact_all(db), WR_OK);
+    kv_stats_get(db, &st);
+    assert_string_equal(st.bg_error, "");
+    assert_int_equal(total_bytes(db), 0);
+    for (int k = 0; k < 2000; k += 97)
+        assert_int_equal(get_i(db, NULL, k), -1);
+    kv_close(db);
+}
+
 static void test_tombstone_dense_files_compact_without_being_asked(void **state)
 {
     kv_db *db = open_at(dir);
@@ -455,6 +478,7 @@ int main(void)
             test_damaged_block_read_through_the_cache_is_an_error_naming_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_survives_compaction_then_versions_go, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_compact_all_of_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstone_dense_files_compact_without_being_asked,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_cache_keeps_open_files_bounded, setup, teardown),
