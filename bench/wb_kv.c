@@ -54,7 +54,7 @@
 
 #include "kv.h"
 #include "wb.h"
-#include "wb_stats.h"
+#include "wb_util.h"
 #include "wr.h"
 
 #define WK_KEY       16
@@ -126,23 +126,8 @@ static uint8_t *wk_live;   /* shared mapping: bit k set when key k was written t
 static size_t wk_live_len; /* bytes of wk_live */
 
 /* ---------------------------------------------------------------- small helpers */
-static void wk_say(const char *fmt, ...) WR_PRINTF(1, 2);
-static void wk_say(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("weir bench kv: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-static void wk_fail(const char *what, wr_status st)
-{
-    const char *msg = wr_errmsg();
-    wk_say("%s: %s%s%s", what, wr_status_str(st), *msg ? ": " : "", msg);
-}
+#define wk_say(...)       wb_say("kv", __VA_ARGS__)
+#define wk_fail(what, st) wb_say_fail("kv", what, st)
 
 static uint64_t wk_splitmix(uint64_t *s)
 {

@@ -41,7 +41,7 @@
 
 #include "lg.h"
 #include "wb.h"
-#include "wb_stats.h"
+#include "wb_util.h"
 #include "wr.h"
 
 #define WB_MAX_RUNS    32
@@ -164,23 +164,8 @@ static void wb_res_print(const wb_result *r, const wb_opts *o)
     fflush(stdout);
 }
 
-static void wb_progress(const char *fmt, ...) WR_PRINTF(1, 2);
-static void wb_progress(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("weir bench log: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-static void wb_fail(const char *what, wr_status st)
-{
-    const char *msg = wr_errmsg();
-    fprintf(stderr, "weir bench log: %s: %s%s%s\n", what, wr_status_str(st), *msg ? ": " : "", msg);
-}
+#define wb_progress(...)  wb_say("log", __VA_ARGS__)
+#define wb_fail(what, st) wb_say_fail("log", what, st)
 
 /* ---------------------------------------------------------------- process helpers */
 

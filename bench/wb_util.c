@@ -1,6 +1,8 @@
-/* wb_stats.c -- summaries of repeated runs for the bench drivers (wb_stats.h). */
-#include "wb_stats.h"
+/* wb_util.c -- helpers shared by the bench drivers (wb_util.h). */
+#include "wb_util.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,4 +30,21 @@ wb_summary wb_summarize(const double *v, size_t cnt)
     out.median = (cnt % 2) ? s[cnt / 2] : (s[cnt / 2 - 1] + s[cnt / 2]) / 2.0;
     out.spread = out.median != 0.0 ? (out.max - out.min) / out.median : 0.0;
     return out;
+}
+
+void wb_say(const char *family, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "weir bench %s: ", family);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void wb_say_fail(const char *family, const char *what, wr_status st)
+{
+    const char *msg = wr_errmsg();
+    wb_say(family, "%s: %s%s%s", what, wr_status_str(st), *msg ? ": " : "", msg);
 }
