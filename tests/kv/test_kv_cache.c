@@ -401,30 +401,8 @@ static void test_four_threads_hammer_small_cache(void **state)
 }
 
 /* ---------------------------------------------------------------- SST reads through the cache */
-static char g_dir[4096];
-
-static int setup(void **state)
-{
-    const char *base = getenv("TMPDIR");
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "%s/weir-cache-XXXXXX", base ? base : "/tmp");
-    return mkdtemp(g_dir) == NULL ? -1 : 0;
-}
-
-static int teardown(void **state)
-{
-    char cmd[4200];
-    (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *tpath(const char *name)
-{
-    static char p[4400];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    return p;
-}
+#define KVT_NAME "cache"
+#include "kvt_util.h"
 
 /* User key u (even u present, odd absent) has 1 + u % 3 versions, seqs 30/20/10 + u % 5. */
 #define NUSER 20000u

@@ -19,30 +19,8 @@
 #include "kv_sst.h"
 
 /* ---------------------------------------------------------------- scratch directory */
-static char g_dir[4096];
-
-static int setup(void **state)
-{
-    const char *base = getenv("TMPDIR");
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "%s/weir-sst-XXXXXX", base ? base : "/tmp");
-    return mkdtemp(g_dir) == NULL ? -1 : 0;
-}
-
-static int teardown(void **state)
-{
-    char cmd[4200];
-    (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *tpath(const char *name)
-{
-    static char p[4400];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    return p;
-}
+#define KVT_NAME "sst"
+#include "kvt_util.h"
 
 /* ---------------------------------------------------------------- reference */
 static uint64_t rng(uint64_t *s)
