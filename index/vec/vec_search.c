@@ -1,0 +1,566 @@
+/* vec_search.c -- k-nearest-neighbour search: exact, IVF-PQ (8-bit ADC and 4-bit fast scan),
+ * re-ranking with exact vectors, filters inside the scan, partition fan-out.
+ *
+ * IVF-PQ: the query's distance to every coarse centroid picks the nprobe closest lists (for
+ * inner product: the largest <q, c>). For each probed list, one lookup table of m x ksub
+ * sub-distances (for L2 built on the query's residual q - c, for inner product on q itself,
+ * once per query) turns every code in the list into a distance by m lookups (the scan
+ * kernels). The table and the coarse term are computed once per list and used for that list
+ * in every partition, since the quantizers are shared. For 4-bit codes the table is quantized
+ * to bytes (per-sub-quantizer offset, one shared scale) so the scan runs on 16-bit integers
+ * with the tables in registers; the distance is recovered as offset + sum / scale.
+ *
+ * A candidate enters the result heap only if it beats the heap's worst and its slot is alive
+ * and passes the filter -- so a filtered search still fills k results from matching vectors.
+ * If the probed lists hold fewer than k matching vectors, the next-closest lists are probed
+ * too, until k are found or no list is left. With refine r, the heap keeps k * r candidates
+ * whose exact distances (from the vectors kept beside the codes) pick the final k. */
+#include <math.h>
+
+#include "vec_int.h"
+
+#define SCAN_PIECE 4096 /* entries scanned per kernel call (a multiple of VK_BLOCK) */
+
+/* ------------------------------------------------------------------ scratch */
+typedef struct scratch {
+    size_t dim_cap, nlist_cap, lut_cap, heap_cap;
+    float *q;        /* prepared query */
+    float *r;        /* residual */
+    float *cd;       /* coarse distances */
+    uint32_t *order; /* lists by coarse distance */
+    float *lut;      /* m * ksub */
+    float *lutip;    /* inner product: the query's table, once per query */
+    uint8_t *lut8;   /* m * 16 */
+    float *dbuf;     /* SCAN_PIECE */
+    uint16_t *d16;   /* SCAN_PIECE */
+    float *hd;       /* heap distances */
+    uint64_t *hid;   /* heap ids: part << 32 | slot */
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    scratch *s = p;
+    if (!s)
+        return;
+    wr_free(s->q);
+    wr_free(s->r);
+    wr_free(s->cd);
+    wr_free(s->order);
+    wr_free(s->lut);
+    wr_free(s->lutip);
+    wr_free(s->lut8);
+    wr_free(s->dbuf);
+    wr_free(s->d16);
+    wr_free(s->hd);
+    wr_free(s->hid);
+    wr_free(s);
+}
+
+static void scratch_key_make(void)
+{
+    WR_VERIFY(pthread_key_create(&scratch_key, scratch_free) == 0);
+}
+
+#define ENSURE(ptr, cnt)                                                                           \
+    do {                                                                                           \
+        void *n_ = wr_realloc((ptr), (size_t)(cnt) * sizeof(*(ptr)));                              \
+        if (!n_)                                                                                   \
+            return NULL;                                                                           \
+        (ptr) = n_;                                                                                \
+    } while (0)
+
+static scratch *scratch_get(size_t dim, size_t nlist, size_t lut, size_t heap)
+{
+    pthread_once(&scratch_once, scratch_key_make);
+    scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = wr_calloc(1, sizeof *s)))
+            return NULL;
+        pthread_setspecific(scratch_key, s);
+        ENSURE(s->dbuf, SCAN_PIECE);
+        ENSURE(s->d16, SCAN_PIECE);
+    }
+    if (dim > s->dim_cap) {
+        ENSURE(s->q, dim);
+        ENSURE(s->r, dim);
+        s->dim_cap = dim;
+    }
+    if (nlist > s->nlist_cap) {
+        ENSURE(s->cd, nlist);
+        ENSURE(s->order, nlist);
+        s->nlist_cap = nlist;
+    }
+    if (lut > s->lut_cap) {
+        ENSURE(s->lut, lut);
+        ENSURE(s->lutip, lut);
+        ENSURE(s->lut8, lut);
+        s->lut_cap = lut;
+    }
+    if (heap > s->heap_cap) {
+        ENSURE(s->hd, heap);
+        ENSURE(s->hid, heap);
+        s->heap_cap = heap;
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------------ result heap (max-heap) */
+typedef struct heap {
+    float *d;
+    uint64_t *id;
+    uint32_t n, cap;
+} heap;
+
+static inline float heap_worst(const heap *h)
+{
+    return h->n < h->cap ? INFINITY : h->d[0];
+}
+
+static void heap_push(heap *h, float d, uint64_t id)
+{
+    uint32_t i;
+    if (h->n < h->cap) {
+        i = h->n++;
+        while (i > 0) {
+            uint32_t up = (i - 1) / 2;
+            if (h->d[up] >= d)
+                break;
+            h->d[i] = h->d[up];
+            h->id[i] = h->id[up];
+            i = up;
+        }
+    } else { /* replace the worst, sift down */
+        i = 0;
+        for (;;) {
+            uint32_t c = 2 * i + 1;
+            if (c >= h->n)
+                break;
+            if (c + 1 < h->n && h->d[c + 1] > h->d[c])
+                c++;
+            if (h->d[c] <= d)
+                break;
+            h->d[i] = h->d[c];
+            h->id[i] = h->id[c];
+            i = c;
+        }
+    }
+    h->d[i] = d;
+    h->id[i] = id;
+}
+
+/* Sorts the heap's contents ascending in place (heap order is destroyed). */
+static void heap_sort(heap *h)
+{
+    for (uint32_t i = 1; i < h->n; i++) { /* insertion sort: n is small (k * refine) */
+        float d = h->d[i];
+        uint64_t id = h->id[i];
+        uint32_t j = i;
+        while (j > 0 && (h->d[j - 1] > d || (h->d[j - 1] == d && h->id[j - 1] > id))) {
+            h->d[j] = h->d[j - 1];
+            h->id[j] = h->id[j - 1];
+            j--;
+        }
+        h->d[j] = d;
+        h->id[j] = id;
+    }
+}
+
+/* ------------------------------------------------------------------ filter */
+typedef struct filt {
+    bool any;
+    uint32_t agent; /* 0: any */
+    const char *prefix;
+    size_t prefix_len;
+    int64_t tmin, tmax;
+    int64_t exclude; /* part << 32 | slot, or -1 */
+} filt;
+
+static inline bool slot_ok(const vec_index *ix, const vec_part *p, uint32_t part, uint32_t slot,
+                           const filt *f)
+{
+    if (p->dead[slot])
+        return false;
+    if (!f->any)
+        return true;
+    if (f->exclude >= 0 && (uint64_t)f->exclude == ((uint64_t)part << 32 | slot))
+        return false;
+    if (f->agent && p->agent[slot] != f->agent)
+        return false;
+    if (p->time[slot] < f->tmin || p->time[slot] > f->tmax)
+        return false;
+    if (f->prefix_len && strncmp(vec_slot_key(ix, p, slot), f->prefix, f->prefix_len) != 0)
+        return false;
+    return true;
+}
+
+/* ------------------------------------------------------------------ exact search */
+static float to_dist(vec_metric m, float raw)
+{
+    /* raw: squared L2 for L2, inner product otherwise */
+    return m == VEC_L2 ? raw : m == VEC_IP ? -raw : 1.0f - raw;
+}
+
+static void search_exact(const vec_index *ix, const float *q, scratch *s, heap *h, const filt *f)
+{
+    uint32_t dim = ix->o.dim;
+    vec_metric met = ix->o.metric;
+    for (uint32_t pi = 0; pi < ix->o.partitions; pi++) {
+        const vec_part *p = &ix->parts[pi];
+        for (uint32_t base = 0; base < p->nslots; base += SCAN_PIECE) {
+            uint32_t n = p->nslots - base < SCAN_PIECE ? p->nslots - base : SCAN_PIECE;
+            /* a piece never crosses a chunk: SCAN_PIECE divides VEC_CHUNK */
+            const float *x = vec_slot_vec(p, dim, base);
+            if (met == VEC_L2)
+                ix->kern->l2sq_n(q, x, n, dim, s->dbuf);
+            else
+                ix->kern->ip_n(q, x, n, dim, s->dbuf);
+            for (uint32_t i = 0; i < n; i++) {
+                float d = to_dist(met, s->dbuf[i]);
+                if (d < heap_worst(h) && slot_ok(ix, p, pi, base + i, f))
+                    heap_push(h, d, (uint64_t)pi << 32 | (base + i));
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ IVF-PQ search */
+static void sort_lists(uint32_t *order, const float *cd, uint32_t lo, uint32_t hi)
+{
+    /* insertion sort of order[lo..hi) by cd: used on the nprobe selected lists */
+    for (uint32_t i = lo + 1; i < hi; i++) {
+        uint32_t v = order[i], j = i;
+        while (j > lo && cd[order[j - 1]] > cd[v]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = v;
+    }
+}
+
+/* Moves the @want smallest (by cd) of order[lo..hi) to order[lo..lo+want), unsorted
+ * (quickselect). */
+static void select_lists(uint32_t *order, const float *cd, uint32_t lo, uint32_t hi, uint32_t want)
+{
+    uint32_t target = lo + want;
+    while (hi - lo > 16) {
+        float piv = cd[order[lo + (hi - lo) / 2]];
+        uint32_t i = lo, j = hi - 1;
+        while (i <= j) {
+            while (cd[order[i]] < piv)
+                i++;
+            while (cd[order[j]] > piv)
+                j--;
+            if (i <= j) {
+                uint32_t t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (target <= j)
+            hi = j + 1;
+        else if (target >= i)
+            lo = i;
+        else
+            return;
+    }
+    sort_lists(order, cd, lo, hi);
+}
+
+/* Quantizes a float table (m x 16, smaller is better) to bytes; returns the scale and the sum
+ * of the per-sub-quantizer offsets. */
+static float lut_quantize(const float *lut, uint32_t m, uint8_t *lut8, float *base_out)
+{
+    float range = 0, base = 0;
+    for (uint32_t j = 0; j < m; j++) {
+        float mn = lut[j * 16], mx = mn;
+        for (uint32_t c = 1; c < 16; c++) {
+            mn = lut[j * 16 + c] < mn ? lut[j * 16 + c] : mn;
+            mx = lut[j * 16 + c] > mx ? lut[j * 16 + c] : mx;
+        }
+        range = mx - mn > range ? mx - mn : range;
+        base += mn;
+    }
+    float a = range > 0 ? 255.0f / range : 0;
+    for (uint32_t j = 0; j < m; j++) {
+        float mn = lut[j * 16];
+        for (uint32_t c = 1; c < 16; c++)
+            mn = lut[j * 16 + c] < mn ? lut[j * 16 + c] : mn;
+        for (uint32_t c = 0; c < 16; c++) {
+            float v = (lut[j * 16 + c] - mn) * a + 0.5f;
+            lut8[j * 16 + c] = (uint8_t)(v > 255 ? 255 : v);
+        }
+    }
+    *base_out = base;
+    return a > 0 ? 1.0f / a : 0;
+}
+
+/* Scans list li of every partition with the prepared table. */
+static void scan_list(const vec_index *ix, const vec_quant *qu, uint32_t li, float bias,
+                      const float *lut, const uint8_t *lut8, float lbase, float lscale, scratch *s,
+                      heap *h, const filt *f)
+{
+    for (uint32_t pi = 0; pi < ix->o.partitions; pi++) {
+        const vec_part *p = &ix->parts[pi];
+        const vec_list *l = &p->lists->l[li];
+        for (uint32_t base = 0; base < l->n; base += SCAN_PIECE) {
+            uint32_t n = l->n - base < SCAN_PIECE ? l->n - base : SCAN_PIECE;
+            if (qu->nbits == 8) {
+                ix->kern->pq_scan8(l->codes + (size_t)base * qu->m, n, qu->m, lut, s->dbuf);
+                for (uint32_t i = 0; i < n; i++) {
+                    float d = bias + s->dbuf[i];
+                    if (d < heap_worst(h)) {
+                        uint32_t slot = l->slots[base + i];
+                        if (slot_ok(ix, p, pi, slot, f))
+                            heap_push(h, d, (uint64_t)pi << 32 | slot);
+                    }
+                }
+            } else {
+                size_t nb = (n + VK_BLOCK - 1) / VK_BLOCK;
+                ix->kern->pq_scan4(l->codes + (size_t)(base / VK_BLOCK) * qu->m * 16, nb, qu->m,
+                                   lut8, s->d16);
+                float b = bias + lbase;
+                for (uint32_t i = 0; i < n; i++) {
+                    float d = b + (float)s->d16[i] * lscale;
+                    if (d < heap_worst(h)) {
+                        uint32_t slot = l->slots[base + i];
+                        if (slot_ok(ix, p, pi, slot, f))
+                            heap_push(h, d, (uint64_t)pi << 32 | slot);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void search_ivf(const vec_index *ix, const float *q, uint32_t nprobe, uint32_t need,
+                       scratch *s, heap *h, const filt *f)
+{
+    const vec_quant *qu = ix->q;
+    uint32_t nlist = qu->nlist, dim = qu->dim, m = qu->m, ksub = qu->ksub;
+    vec_metric met = qu->metric;
+    if (met == VEC_L2) {
+        ix->kern->l2sq_n(q, qu->centroids, nlist, dim, s->cd);
+    } else {
+        ix->kern->ip_n(q, qu->centroids, nlist, dim, s->cd);
+        for (uint32_t j = 0; j < nlist; j++)
+            s->cd[j] = -s->cd[j];
+        ix->kern->pq_lut_ip(q, qu->codebook, m, ksub, qu->dsub, s->lutip);
+        for (size_t j = 0; j < (size_t)m * ksub; j++)
+            s->lutip[j] = -s->lutip[j]; /* smaller is better */
+    }
+    for (uint32_t j = 0; j < nlist; j++)
+        s->order[j] = j;
+    if (nprobe > nlist)
+        nprobe = nlist;
+    select_lists(s->order, s->cd, 0, nlist, nprobe);
+    sort_lists(s->order, s->cd, 0, nprobe);
+    uint32_t done = 0, upto = nprobe;
+    for (;;) {
+        for (; done < upto; done++) {
+            uint32_t li = s->order[done];
+            const float *lut;
+            float bias;
+            if (met == VEC_L2) {
+                const float *c = qu->centroids + (size_t)li * dim;
+                for (uint32_t t = 0; t < dim; t++)
+                    s->r[t] = q[t] - c[t];
+                ix->kern->pq_lut_l2(s->r, qu->codebook, m, ksub, qu->dsub, s->lut);
+                lut = s->lut;
+                bias = 0;
+            } else {
+                lut = s->lutip;
+                bias = s->cd[li] + (met == VEC_COSINE ? 1.0f : 0.0f); /* -<q,c> (+1) */
+            }
+            float lbase = 0, lscale = 0;
+            if (qu->nbits == 4)
+                lscale = lut_quantize(lut, m, s->lut8, &lbase);
+            scan_list(ix, qu, li, bias, lut, s->lut8, lbase, lscale, s, h, f);
+        }
+        /* fewer than needed: probe further lists, closest first */
+        if (h->n >= need || done >= nlist)
+            break;
+        if (upto == nprobe)
+            sort_lists(s->order, s->cd, nprobe, nlist); /* once, lazily */
+        upto = upto * 2 > nlist ? nlist : upto * 2;
+    }
+}
+
+static float exact_dist(const vec_index *ix, const float *q, uint64_t id)
+{
+    const vec_part *p = &ix->parts[id >> 32];
+    const float *x = vec_slot_vec(p, ix->o.dim, (uint32_t)id);
+    if (ix->o.metric == VEC_L2)
+        return ix->kern->l2sq(q, x, ix->o.dim);
+    return to_dist(ix->o.metric, ix->kern->ip(q, x, ix->o.dim));
+}
+
+wr_status vec_search_locked(vec_index *ix, const float *qin, const vec_query *o, uint32_t nprobe,
+                            uint32_t refine, int64_t exclude, vec_hit *out, uint32_t *cnt_out)
+{
+    uint32_t dim = ix->o.dim, k = o->k;
+    bool exact = o->exact || !ix->q;
+    uint32_t kk = exact || refine <= 1 ? k : k * refine;
+    if (!exact && ix->q->nbits == 4 && refine <= 1)
+        kk = k;
+    const vec_quant *qu = ix->q;
+    size_t lutn = qu ? (size_t)qu->m * qu->ksub : 16;
+    scratch *s = scratch_get(dim, qu ? qu->nlist : 1, lutn, kk);
+    if (!s)
+        return wr_err(WR_ERR_NOMEM, "vector search: no memory for scratch buffers");
+    memcpy(s->q, qin, dim * sizeof(float));
+    if (ix->o.metric == VEC_COSINE)
+        vec_normalise(s->q, dim);
+    filt f = {false, 0, NULL, 0, INT64_MIN, INT64_MAX, exclude};
+    if (exclude >= 0)
+        f.any = true;
+    if (o->filter) {
+        const vec_filter *vf = o->filter;
+        f.any = true;
+        if (vf->agent && *vf->agent) {
+            f.agent = vec_agent_find(ix, vf->agent);
+            if (f.agent == UINT32_MAX) { /* no vector has that agent */
+                *cnt_out = 0;
+                return WR_OK;
+            }
+        }
+        if (vf->key_prefix && *vf->key_prefix) {
+            f.prefix = vf->key_prefix;
+            f.prefix_len = strlen(vf->key_prefix);
+        }
+        f.tmin = vf->time_min;
+        if (vf->time_max)
+            f.tmax = vf->time_max;
+        if (f.tmin == 0 && !vf->time_max)
+            f.tmin = INT64_MIN;
+    }
+    heap h = {s->hd, s->hid, 0, kk};
+    if (exact)
+        search_exact(ix, s->q, s, &h, &f);
+    else
+        search_ivf(ix, s->q, nprobe ? nprobe : 1, k, s, &h, &f);
+    if (!exact && refine > 1)
+        for (uint32_t i = 0; i < h.n; i++)
+            h.d[i] = exact_dist(ix, s->q, h.id[i]);
+    heap_sort(&h);
+    uint32_t n = h.n < k ? h.n : k;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t pi = (uint32_t)(h.id[i] >> 32), slot = (uint32_t)h.id[i];
+        out[i] = (vec_hit){vec_slot_key(ix, &ix->parts[pi], slot), h.d[i], pi, slot};
+    }
+    *cnt_out = n;
+    return WR_OK;
+}
+
+/* ------------------------------------------------------------------ public entry points */
+static wr_status query_check(const vec_index *ix, const float *q, const vec_query *o)
+{
+    if (o->k < 1 || o->k > VEC_MAX_K)
+        return wr_err(WR_ERR_INVAL, "vector search: k=%u is out of range 1..%u", o->k, VEC_MAX_K);
+    if (o->refine > 64)
+        return wr_err(WR_ERR_INVAL, "vector search: refine=%u is over the limit of 64", o->refine);
+    if (o->recall < 0 || o->recall > 1)
+        return wr_err(WR_ERR_INVAL, "vector search: recall=%g is not in 0..1", (double)o->recall);
+    for (uint32_t t = 0; t < ix->o.dim; t++)
+        if (!isfinite(q[t]))
+            return wr_err(WR_ERR_INVAL, "vector search: query has a non-finite value at [%u]", t);
+    return WR_OK;
+}
+
+/* nprobe and refine for this query: explicit values, else the calibration, else defaults. */
+static void pick_knobs(const vec_index *ix, const vec_query *o, uint32_t *nprobe, uint32_t *refine)
+{
+    *nprobe = o->nprobe;
+    *refine = o->refine;
+    if (o->recall > 0 && ix->calib.cnt && (!o->nprobe || !o->refine)) {
+        const vec_calib_point *best = &ix->calib.pt[ix->calib.cnt - 1];
+        for (uint32_t i = 0; i < ix->calib.cnt; i++)
+            if (ix->calib.pt[i].recall >= o->recall) {
+                best = &ix->calib.pt[i];
+                break;
+            }
+        if (!o->nprobe)
+            *nprobe = best->nprobe;
+        if (!o->refine)
+            *refine = best->refine;
+    }
+    if (!*nprobe)
+        *nprobe = 8;
+}
+
+wr_status vec_search(vec_index *ix, const float *q, const vec_query *o, vec_hit *out,
+                     uint32_t *cnt_out)
+{
+    *cnt_out = 0;
+    WR_TRY(query_check(ix, q, o));
+    pthread_rwlock_rdlock(&ix->lk);
+    uint32_t nprobe, refine;
+    pick_knobs(ix, o, &nprobe, &refine);
+    wr_status st = vec_search_locked(ix, q, o, nprobe, refine, -1, out, cnt_out);
+    pthread_rwlock_unlock(&ix->lk);
+    return st;
+}
+
+typedef struct batch_job {
+    vec_index *ix;
+    const float *q;
+    size_t lo, hi;
+    const vec_query *o;
+    vec_hit *out;
+    uint32_t *cnt;
+    wr_status st;
+} batch_job;
+
+static void *batch_run(void *arg)
+{
+    batch_job *j = arg;
+    uint32_t dim = j->ix->o.dim, k = j->o->k;
+    pthread_rwlock_rdlock(&j->ix->lk);
+    uint32_t nprobe, refine;
+    pick_knobs(j->ix, j->o, &nprobe, &refine);
+    for (size_t i = j->lo; i < j->hi && j->st == WR_OK; i++)
+        j->st = vec_search_locked(j->ix, j->q + i * dim, j->o, nprobe, refine, -1, j->out + i * k,
+                                  &j->cnt[i]);
+    pthread_rwlock_unlock(&j->ix->lk);
+    return NULL;
+}
+
+wr_status vec_search_batch(vec_index *ix, const float *q, size_t nq, const vec_query *o,
+                           vec_hit *out, uint32_t *cnt_out)
+{
+    enum { MAXT = 64 };
+    for (size_t i = 0; i < nq; i++) {
+        cnt_out[i] = 0;
+        WR_TRY(query_check(ix, q + i * ix->o.dim, o));
+    }
+    uint32_t threads = o->threads < 1 ? 1 : o->threads > MAXT ? MAXT : o->threads;
+    if (threads > nq)
+        threads = nq ? (uint32_t)nq : 1;
+    batch_job jobs[MAXT];
+    pthread_t tid[MAXT];
+    bool started[MAXT] = {false};
+    size_t per = (nq + threads - 1) / threads;
+    for (uint32_t t = 0; t < threads; t++) {
+        size_t lo = per * t > nq ? nq : per * t, hi = lo + per > nq ? nq : lo + per;
+        jobs[t] = (batch_job){ix, q, lo, hi, o, out, cnt_out, WR_OK};
+        if (t > 0)
+            started[t] = pthread_create(&tid[t], NULL, batch_run, &jobs[t]) == 0;
+    }
+    batch_run(&jobs[0]);
+    wr_status st = jobs[0].st;
+    for (uint32_t t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            batch_run(&jobs[t]);
+        if (st == WR_OK)
+            st = jobs[t].st;
+    }
+    return st;
+}
