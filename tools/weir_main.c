@@ -4,7 +4,9 @@
  *   weir consume ...        weir_consume.c
  *   weir log <cmd> ...      weir_logcmd.c
  *   weir kv <cmd> ...       weir_kv.c
- *   weir bench log|kv ...   the bench library (wb.h)
+ *   weir vec <cmd> ...      weir_vec.c
+ *   weir search ...         weir_vec.c
+ *   weir bench log|kv|vec|vec-gen ...   the bench library (wb.h)
  *
  * Exit status everywhere: 0 success, 1 data or I/O error, 2 usage error. */
 #include "wb.h"
@@ -19,7 +21,9 @@ static void wt_main_help(FILE *f)
                "  consume   print the records of a topic, optionally as a consumer group\n"
                "  log       create, list, inspect, verify, dump and compact topics\n"
                "  kv        get, put, delete, scan, verify and compact a key-value store\n"
-               "  bench     run a bundled benchmark (weir bench log|kv ...)\n\n"
+               "  vec       build, inspect, verify and retrain an IVF-PQ vector index\n"
+               "  search    the nearest keys of a vector index to query vectors\n"
+               "  bench     run a bundled benchmark (weir bench log|kv|vec ...)\n\n"
                "The log directory is --dir, else $WEIR_DIR, else ./weir-data.\n"
                "run 'weir <command> --help' for its flags and examples\n");
 }
@@ -29,7 +33,9 @@ static void wt_bench_help(FILE *f)
     fprintf(f, "usage: weir bench <family> [flags]\n\n"
                "families:\n"
                "  log       append and read throughput and latency of the log\n"
-               "  kv        db_bench workloads against the key-value store\n\n"
+               "  kv        db_bench workloads against the key-value store\n"
+               "  vec       recall and queries/s of the vector index over an nprobe sweep\n"
+               "  vec-gen   write clustered synthetic .fvecs data with exact ground truth\n\n"
                "run 'weir bench <family> --help' for its flags\n");
 }
 
@@ -48,6 +54,10 @@ static int wt_bench_main(int argc, char **argv)
         return wb_log_main(argc, argv); /* argv[0] is the family, as wb.h expects */
     if (strcmp(argv[0], "kv") == 0)
         return wb_kv_main(argc, argv);
+    if (strcmp(argv[0], "vec") == 0)
+        return wb_vec_main(argc, argv);
+    if (strcmp(argv[0], "vec-gen") == 0)
+        return wb_vecgen_main(argc, argv);
     fprintf(stderr, "weir bench: unknown benchmark family '%s'\n", argv[0]);
     wt_bench_help(stderr);
     return WT_EXIT_USAGE;
@@ -79,6 +89,10 @@ int main(int argc, char **argv)
         return wt_log_main(argc - 2, argv + 2);
     if (strcmp(cmd, "kv") == 0)
         return wt_kv_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "vec") == 0)
+        return wt_vec_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "search") == 0)
+        return wt_search_main(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0)
         return wt_bench_main(argc - 2, argv + 2);
     fprintf(stderr, "weir: unknown command '%s'\n", cmd);

@@ -107,5 +107,7 @@ int wt_produce_main(int argc, char **argv);
 int wt_consume_main(int argc, char **argv);
 int wt_log_main(int argc, char **argv);
 int wt_kv_main(int argc, char **argv);
+int wt_vec_main(int argc, char **argv);    /* weir_vec.c: weir vec build|info|verify|retrain */
+int wt_search_main(int argc, char **argv); /* weir_vec.c: weir search */
 
 #endif

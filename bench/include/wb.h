@@ -6,5 +6,7 @@
 
 int wb_log_main(int argc, char **argv);
 int wb_kv_main(int argc, char **argv);
+int wb_vec_main(int argc, char **argv);
+int wb_vecgen_main(int argc, char **argv);
 
 #endif

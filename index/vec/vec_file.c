@@ -469,10 +469,16 @@ static wr_status mf_parse(const char *path, const uint8_t *b, size_t n, manifest
                           why, o->dim, (int)o->metric, o->nbits, o->m, o->partitions, o->nlist);
     if (wanted > 1 || reserved != 0 || m->calib.cnt > 8 || m->calib_target_cnt > 8)
         return VF_CORRUPT(path, "calibration fields out of range");
-    for (uint32_t i = 0; i < 8; i++)
-        if (!isfinite(m->calib.pt[i].recall) || !isfinite(m->calib.pt[i].measured) ||
-            !isfinite(m->calib_targets[i]))
-            return VF_CORRUPT(path, "calibration point %u is not finite", i);
+    /* searches take nprobe and refine from these points unchecked (vec_search.c) */
+    if (m->calib.k > 256)
+        return VF_CORRUPT(path, "calibration k=%u", m->calib.k);
+    for (uint32_t i = 0; i < 8; i++) {
+        const vec_calib_point *pt = &m->calib.pt[i];
+        if (!(pt->recall >= 0 && pt->recall <= 1) || !(pt->measured >= 0 && pt->measured <= 1) ||
+            !(m->calib_targets[i] >= 0 && m->calib_targets[i] <= 1) || pt->refine > 64 ||
+            pt->nprobe > (1u << 20))
+            return VF_CORRUPT(path, "calibration point %u out of range", i);
+    }
     m->calib_wanted = wanted == 1;
     if (!isfinite(m->added_err_sum) || m->added_err_sum < 0)
         return VF_CORRUPT(path, "drift error sum is not a finite number >= 0");
@@ -1049,8 +1055,9 @@ static wr_status load_quant(vec_index *ix, const vf_view *v)
     memcpy(q->centroids, v->body, cbytes);
     memcpy(q->codebook, v->body + cbytes, qbytes);
     vec_norms(ix->kern, q->centroids, q->nlist, q->dim, q->cnorm);
-    ix->q = q;
-    return WR_OK;
+    ix->q = q; /* from here vec_close frees it */
+    /* the derived tables, as after a training: searches then compute exactly as before */
+    return vec_quant_prepare(ix->kern, q);
 }
 
 /* Copies partition @pi from its checked views into the index. */

@@ -669,6 +669,8 @@ void vec_get_stats(vec_index *ix, vec_stats *s)
     s->live = ix->live;
     s->deleted = ix->deleted;
     s->retrains = ix->retrains;
+    s->last_train_s = ix->last_train_s;
+    s->last_encode_s = ix->last_encode_s;
     s->training = atomic_load(&ix->training);
     s->added_since_train = ix->added_since_train;
     uint64_t slots = 0;

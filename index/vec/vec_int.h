@@ -24,6 +24,7 @@
 #define VEC_MAX_CHUNKS  65536u /* 2^30 slots per partition */
 #define VEC_NO_LIST     UINT32_MAX
 #define VEC_MAX_K       4096u
+#define VEC_PTAB_MAX    (256u << 20) /* precomputed L2 tables up to this many bytes */
 #define VEC_MAX_DIM     65536u
 #define VEC_MAX_M       4096u /* sub-quantizers (4-bit: 256, so 16-bit sums cannot overflow) */
 
@@ -35,6 +36,9 @@ typedef struct vec_quant {
     float *centroids; /* owned: nlist * dim */
     float *cnorm;     /* owned: nlist, ||c||^2 */
     float *codebook;  /* owned: m * ksub * dsub */
+    float *ptab;      /* owned, L2 only (else NULL; also NULL when over VEC_PTAB_MAX bytes):
+                         ptab[(l * m + j) * ksub + c] = ||b||^2 + 2 <c_l,j , b> for codebook
+                         entry b = cb[j][c] and sub-vector j of centroid l (vec_quant_prepare) */
     uint64_t trained_on;
     double trained_err;       /* mean coarse error on the training sample */
     double trained_imbalance; /* of the training sample's assignment */
@@ -109,6 +113,7 @@ struct vec_index {
     uint64_t added_since_train;
     double added_err_sum;
     uint64_t retrains;
+    double last_train_s, last_encode_s;
     uint64_t next_version;
     /* background training */
     pthread_t trainer;
@@ -196,6 +201,8 @@ wr_status vec_quant_encode(const vk_ops *kern, const vec_quant *q, const float *
                            uint32_t threads, uint32_t *list_out, uint8_t *codes_out,
                            float *err_out);
 size_t vec_quant_code_bytes(const vec_quant *q); /* bytes per vector in a list */
+/* Derived tables of a trained or loaded quantizer (ptab); call once before it is shared. */
+wr_status vec_quant_prepare(const vk_ops *kern, vec_quant *q);
 
 /* ---- vec_list.c */
 vec_lists *vec_lists_create(vec_quant *q); /* takes a new reference */

@@ -1,7 +1,7 @@
 /* vec_kern.h -- the SIMD kernels of the vector index, behind one table of function pointers.
  * Every kernel has three variants with the same signature: scalar (vec_kern_scalar.c, the
  * reference), AVX2 (vec_kern_avx2.c) and AVX-512 (vec_kern_avx512.c), the last two written with
- * SIMDe intrinsics and each built as its own small library with its -m flags. vec_kern() picks
+ * SIMDe intrinsics and each built as its own small library with its -m flags. vk_get() picks
  * one at first use by CPUID (AVX-512F+BW+VL+DQ, else AVX2+FMA, else scalar);
  * WEIR_FORCE_SCALAR=1 in the environment forces the scalar one.
  *
@@ -36,7 +36,8 @@ typedef struct vk_ops {
      * by squared L2 and that distance. cnorm[j] = ||c_j||^2 (precomputed by the caller); the
      * kernel may compute ||x||^2 - 2<x,c> + ||c||^2 (clamped at 0) instead of the direct
      * difference, so dist_out matches the twin to ~1e-4 relative. On equal distances the lower
-     * index wins. */
+     * index wins. The SIMD variants pack panels of centroids in a buffer on the stack (32 KiB for
+     * AVX2, 64 KiB for AVX-512): call it from a thread with at least 128 KiB of stack. */
     void (*assign)(const float *x, size_t n, const float *c, const float *cnorm, size_t k, size_t d,
                    uint32_t *idx_out, float *dist_out);
 

@@ -10,18 +10,20 @@
  *                  horizontal sum. d = 1, 2, 4: dense loads of 8 vectors, reduced in-register.
  *   assign         w_j = <x, c_j> - ||c_j||^2 / 2 is maximised (equivalently ||x - c_j||^2 =
  *                  ||x||^2 - 2 w_j is minimised). A panel of centroids is packed transposed on
- *                  the stack (asg_pk: d rows of 16 floats per 16 centroids), then a 4-point x
- *                  16-centroid micro-kernel broadcasts x[p][t] against one packed row: 8 FMA
- *                  chains, every centroid value reused 4 times from a register. The running
- *                  maximum per lane and its index stay in registers across the panel.
+ *                  the stack (asg_panel: d rows of 16 floats per 16 centroids), then a 4-point
+ *                  x 16-centroid micro-kernel broadcasts x[p][t] against one packed row: 8 FMA
+ *                  chains starting from -||c_j||^2 / 2, every centroid value reused 4 times from
+ *                  a register. The running maximum per lane and its index live across the
+ *                  panel; ||x||^2 is added once per point at the end. Fewer than 64 points or
+ *                  d > 512: asg_direct, 2 points x 4 centroids vectorised along d.
  *   pq_lut_*       one l2sq_n/ip_n per sub-quantizer (ksub vectors of dsub floats).
- *   pq_scan8       scalar, 4 vectors interleaved (measured faster than vgatherdps on Zen 3).
+ *   pq_scan8       scalar, 2 codes and 4 add chains at a time (faster than vgatherdps on Zen 3).
  *   pq_scan4       vpshufb lookups, 2 sub-quantizers per ymm, 16-bit accumulation (see
  *                  av_pq_scan4 for the even/odd byte trick).
- * Invariants: (1) loads never touch memory past the end of an input (tails use vmaskmovps or
- * stack copies); (2) in assign every (point, centroid) pair is computed by the same sequence of
- * operations wherever it falls in a block, so identical centroids produce identical values and
- * the strict comparisons in index order keep the lower index; (3) pq_scan4 is exact. */
+ * Invariants: (1) loads never touch memory past the end of an input (tails use vmaskmovps); (2) in
+ * assign every (point, centroid) pair is computed by the same sequence of operations wherever it
+ * falls in a block, so identical centroids produce identical values and the strict comparisons in
+ * index order keep the lower index; (3) pq_scan4 is exact. */
 #include <math.h>
 #include <simde/x86/avx2.h>
 #include <simde/x86/fma.h>
@@ -124,23 +126,30 @@ static float av_ip(const float *a, const float *b, size_t d)
 
 /* ---------------------------------------------------------------- l2sq_n, ip_n */
 
-/* One vector's partial sums in 8 lanes (one FMA chain; 8 vectors run side by side). */
-AV_INLINE simde__m256 av_partial(const float *q, const float *x, size_t d, int l2)
+/* Partial sums of 4 vectors, one register each: 4 independent FMA chains, one load of q for 4
+ * vectors. The lanes are reduced later, 4 * 4 at a time by the tree. */
+AV_INLINE void av_partial4(const float *q, const float *const *xs, size_t d, int l2, simde__m256 *v)
 {
-    simde__m256 acc = simde_mm256_setzero_ps();
     size_t t = 0;
 
-    for (; t + 8 <= d; t += 8)
-        acc = av_term(simde_mm256_loadu_ps(x + t), simde_mm256_loadu_ps(q + t), acc, l2);
+    AV_UNROLL
+    for (size_t g = 0; g < 4; g++)
+        v[g] = simde_mm256_setzero_ps();
+    for (; t + 8 <= d; t += 8) {
+        simde__m256 qv = simde_mm256_loadu_ps(q + t);
+        AV_UNROLL
+        for (size_t g = 0; g < 4; g++)
+            v[g] = av_term(simde_mm256_loadu_ps(xs[g] + t), qv, v[g], l2);
+    }
     if (t < d) {
         simde__m256i mk = av_tail_mask(d - t);
-        acc = av_term(simde_mm256_maskload_ps(x + t, mk), simde_mm256_maskload_ps(q + t, mk), acc,
-                      l2);
+        simde__m256 qv = simde_mm256_maskload_ps(q + t, mk);
+        AV_UNROLL
+        for (size_t g = 0; g < 4; g++)
+            v[g] = av_term(simde_mm256_maskload_ps(xs[g] + t, mk), qv, v[g], l2);
     }
-    return acc;
 }
 
-/* Elementwise term of a dense block: 8 lanes of x against the replicated query. */
 AV_INLINE simde__m256 av_elem(simde__m256 x, simde__m256 q, int l2)
 {
     return av_term(x, q, simde_mm256_setzero_ps(), l2);
@@ -213,8 +222,14 @@ AV_INLINE void av_dist_n(const float *q, const float *x, size_t n, size_t d, flo
     for (; i < n; i += 8) {
         size_t r = n - i < 8 ? n - i : 8;
         simde__m256 v[8];
-        for (size_t g = 0; g < 8; g++)
-            v[g] = g < r ? av_partial(q, x + (i + g) * d, d, l2) : simde_mm256_setzero_ps();
+        for (size_t g = 0; g < 8; g += 4) {
+            const float *xs[4];
+            for (size_t e = 0; e < 4; e++) /* past the tail: repeat the last vector */
+                xs[e] = x + (i + (g + e < r ? g + e : r - 1)) * d;
+            av_partial4(q, xs, d, l2, v + g);
+        }
+        for (size_t g = r; g < 8; g++)
+            v[g] = simde_mm256_setzero_ps();
         simde__m256 s = av_tree8(v);
         if (r == 8)
             simde_mm256_storeu_ps(out + i, s);
@@ -239,6 +254,7 @@ static void av_ip_n(const float *q, const float *x, size_t n, size_t d, float *o
 #define ASG_P   4    /* points per micro-kernel */
 #define ASG_BUF 8192 /* floats of packed centroids on the stack (32 KiB): d <= 512 */
 #define ASG_KP  1024 /* at most this many centroids per panel (small d) */
+#define ASG_FEW 64   /* fewer points: packing k * d floats costs more than it saves */
 
 /* Packed panel: centroids j0 .. j0 + kp (kp a multiple of ASG_W), transposed per column block:
  * pk[(s * d + t) * ASG_W + l] = c[j0 + s * ASG_W + l][t], zero past k; hn[...] = -cnorm / 2,
@@ -435,7 +451,7 @@ static void av_assign(const float *x, size_t n, const float *c, const float *cno
     if (n == 0 || k == 0)
         return;
     /* dist_out holds the best w while the panels run; the last pass turns it into a distance */
-    if (n < 2 * ASG_P || d * ASG_W > ASG_BUF) {
+    if (n < ASG_FEW || d * ASG_W > ASG_BUF) {
         asg_direct(x, n, c, cnorm, k, d, idx_out, dist_out);
     } else {
         asg_panel pn;
@@ -477,34 +493,46 @@ static void av_pq_lut_ip(const float *q, const float *cb, size_t m, size_t ksub,
 
 /* ---------------------------------------------------------------- pq_scan8 */
 
+/* Sum of one code's LUT entries in two chains (even and odd sub-quantizers), reading the code
+ * bytes 8 at a time. */
+AV_INLINE void av_scan8_two(const uint8_t *c0, const uint8_t *c1, size_t m, const float *lut,
+                            float *o0, float *o1)
+{
+    float s0 = 0.0f, t0 = 0.0f, s1 = 0.0f, t1 = 0.0f;
+    size_t j = 0;
+
+    for (; j + 8 <= m; j += 8) {
+        const float *l = lut + j * 256;
+        uint64_t w0, w1;
+        memcpy(&w0, c0 + j, 8);
+        memcpy(&w1, c1 + j, 8);
+        AV_UNROLL
+        for (unsigned b = 0; b < 8; b += 2) {
+            s0 += l[b * 256 + ((w0 >> (8 * b)) & 255)];
+            t0 += l[(b + 1) * 256 + ((w0 >> (8 * b + 8)) & 255)];
+            s1 += l[b * 256 + ((w1 >> (8 * b)) & 255)];
+            t1 += l[(b + 1) * 256 + ((w1 >> (8 * b + 8)) & 255)];
+        }
+    }
+    for (; j < m; j++) {
+        s0 += lut[j * 256 + c0[j]];
+        s1 += lut[j * 256 + c1[j]];
+    }
+    *o0 = s0 + t0;
+    *o1 = s1 + t1;
+}
+
+/* Scalar on purpose: on Zen 3, vgatherdps of 8 LUT entries per code measured 40-64 Mvec/s at
+ * m = 32 against 100-130 Mvec/s for this (two codes, four add chains, 8-byte code loads). */
 static void av_pq_scan8(const uint8_t *codes, size_t n, size_t m, const float *lut, float *out)
 {
     size_t i = 0;
+    float dummy;
 
-    /* Four codes side by side: four independent add chains, and the loads of one code's
-     * bytes overlap the float adds of the others. */
-    for (; i + 4 <= n; i += 4) {
-        const uint8_t *c0 = codes + i * m, *c1 = c0 + m, *c2 = c1 + m, *c3 = c2 + m;
-        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-        for (size_t j = 0; j < m; j++) {
-            const float *l = lut + j * 256;
-            s0 += l[c0[j]];
-            s1 += l[c1[j]];
-            s2 += l[c2[j]];
-            s3 += l[c3[j]];
-        }
-        out[i] = s0;
-        out[i + 1] = s1;
-        out[i + 2] = s2;
-        out[i + 3] = s3;
-    }
-    for (; i < n; i++) {
-        const uint8_t *ci = codes + i * m;
-        float s = 0.0f;
-        for (size_t j = 0; j < m; j++)
-            s += lut[j * 256 + ci[j]];
-        out[i] = s;
-    }
+    for (; i + 2 <= n; i += 2)
+        av_scan8_two(codes + i * m, codes + (i + 1) * m, m, lut, out + i, out + i + 1);
+    if (i < n)
+        av_scan8_two(codes + i * m, codes + i * m, m, lut, out + i, &dummy);
 }
 
 /* ---------------------------------------------------------------- pq_scan4 */

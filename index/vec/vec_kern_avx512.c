@@ -11,11 +11,14 @@
  *   assign         maximise w_j = <x, c_j> - ||c_j||^2 / 2 (||x - c_j||^2 = ||x||^2 - 2 w_j).
  *                  A panel of centroids is packed transposed on the stack (d rows of 32 floats
  *                  per 32 centroids); a 6-point x 32-centroid micro-kernel does 12 FMA chains per
- *                  row, the x values come in as embedded broadcasts, and the running maximum per
- *                  lane and its index stay in registers across the panel.
+ *                  row (2 loads, 6 broadcasts), starting from -||c_j||^2 / 2, and the running
+ *                  maximum per lane and its index stay in registers across the panel (28 zmm);
+ *                  ||x||^2 is added once per point at the end. Fewer than 64 points or d > 512:
+ *                  asg_direct, 2 points x 4 centroids vectorised along d.
  *   pq_lut_*       one l2sq_n/ip_n per sub-quantizer (dsub = 4: dense path, 16 centroids/zmm op).
- *   pq_scan8       per vector, vpgatherdd of 16 LUT entries at a time (vpmovzxbd of 16 code bytes
- *                  plus the sub-quantizer offsets), 16 vectors reduced by ax_tree16.
+ *   pq_scan8       per vector, vgatherdps of 16 LUT entries at a time (vpmovzxbd of 16 code bytes
+ *                  plus the sub-quantizer offsets), 16 vectors reduced by ax_tree16; or scalar
+ *                  (VK_SCAN8_GATHER=0), see there.
  *   pq_scan4       vpshufb lookups, 4 sub-quantizers per zmm, 16-bit accumulation (see
  *                  ax_pq_scan4 for the even/odd byte trick), vpermw puts the 32 sums in order.
  * SIMDe 0.7.4 (Debian 12) lacks the masked loads and stores, the 512-bit gathers and vpmovzxbd:
@@ -96,6 +99,15 @@ AX_INLINE float ax_first(simde__m512 v)
 {
     return simde_mm_cvtss_f32(simde_mm512_castps512_ps128(v));
 }
+
+/* A constant vector from a table: SIMDe 0.7.4's simde_mm512_setr_epi32 is not constant-folded
+ * (it builds the vector lane by lane with masked broadcasts). */
+AX_INLINE simde__m512i ax_const(const int32_t *v)
+{
+    return simde_mm512_loadu_si512((const void *)v);
+}
+
+static const int32_t ax_iota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -185,17 +197,27 @@ static float ax_ip(const float *a, const float *b, size_t d)
 
 /* ---------------------------------------------------------------- l2sq_n, ip_n */
 
-/* One vector's partial sums in 16 lanes (one FMA chain; 16 vectors run side by side). */
-AX_INLINE simde__m512 ax_partial(const float *q, const float *x, size_t d, int l2)
+/* Partial sums of 4 vectors, one register each: 4 independent FMA chains, one load of q for 4
+ * vectors. The lanes are reduced later, 4 * 4 at a time by the tree. */
+AX_INLINE void ax_partial4(const float *q, const float *const *xs, size_t d, int l2, simde__m512 *v)
 {
-    simde__m512 acc = simde_mm512_setzero_ps();
     size_t t = 0;
 
-    for (; t + 16 <= d; t += 16)
-        acc = ax_term(simde_mm512_loadu_ps(x + t), simde_mm512_loadu_ps(q + t), acc, l2);
-    if (t < d)
-        acc = ax_term(ax_load_tail(x + t, d - t), ax_load_tail(q + t, d - t), acc, l2);
-    return acc;
+    AX_UNROLL
+    for (size_t g = 0; g < 4; g++)
+        v[g] = simde_mm512_setzero_ps();
+    for (; t + 16 <= d; t += 16) {
+        simde__m512 qv = simde_mm512_loadu_ps(q + t);
+        AX_UNROLL
+        for (size_t g = 0; g < 4; g++)
+            v[g] = ax_term(simde_mm512_loadu_ps(xs[g] + t), qv, v[g], l2);
+    }
+    if (t < d) {
+        simde__m512 qv = ax_load_tail(q + t, d - t);
+        AX_UNROLL
+        for (size_t g = 0; g < 4; g++)
+            v[g] = ax_term(ax_load_tail(xs[g] + t, d - t), qv, v[g], l2);
+    }
 }
 
 AX_INLINE simde__m512 ax_elem(const float *x, simde__m512 q, int l2)
@@ -207,6 +229,9 @@ AX_INLINE simde__m512 ax_elem(const float *x, simde__m512 q, int l2)
  * The comments give the vector each output lane holds before the final vpermps. */
 AX_INLINE size_t ax_dense(const float *q, const float *x, size_t n, size_t d, float *out, int l2)
 {
+    static const int32_t order2[16] = {0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15};
+    static const int32_t order4[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+    static const int32_t order8[16] = {0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15};
     simde__m512 qq;
     simde__m512i perm;
     size_t i = 0;
@@ -216,15 +241,15 @@ AX_INLINE size_t ax_dense(const float *q, const float *x, size_t n, size_t d, fl
         memcpy(&q2, q, sizeof q2);
         qq = simde_mm512_castpd_ps(simde_mm512_set1_pd(q2));
         /* lanes: 0 1 8 9 | 2 3 10 11 | 4 5 12 13 | 6 7 14 15 */
-        perm = simde_mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+        perm = ax_const(order2);
     } else if (d == 4) {
         qq = simde_mm512_broadcast_f32x4(simde_mm_loadu_ps(q));
         /* lanes: 0 4 8 12 | 1 5 9 13 | 2 6 10 14 | 3 7 11 15 */
-        perm = simde_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        perm = ax_const(order4);
     } else {
         qq = simde_mm512_broadcast_f32x8(simde_mm256_loadu_ps(q));
         /* lanes: 0 2 4 6 | 1 3 5 7 | 8 10 12 14 | 9 11 13 15 */
-        perm = simde_mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+        perm = ax_const(order8);
     }
     for (; i + 16 <= n; i += 16) {
         const float *p = x + i * d;
@@ -268,8 +293,14 @@ AX_INLINE void ax_dist_n(const float *q, const float *x, size_t n, size_t d, flo
     for (; i < n; i += 16) {
         size_t r = n - i < 16 ? n - i : 16;
         simde__m512 v[16];
-        for (size_t g = 0; g < 16; g++)
-            v[g] = g < r ? ax_partial(q, x + (i + g) * d, d, l2) : simde_mm512_setzero_ps();
+        for (size_t g = 0; g < 16; g += 4) {
+            const float *xs[4];
+            for (size_t e = 0; e < 4; e++) /* past the tail: repeat the last vector */
+                xs[e] = x + (i + (g + e < r ? g + e : r - 1)) * d;
+            ax_partial4(q, xs, d, l2, v + g);
+        }
+        for (size_t g = r; g < 16; g++)
+            v[g] = simde_mm512_setzero_ps();
         simde__m512 s = ax_tree16(v);
         if (r == 16)
             simde_mm512_storeu_ps(out + i, s);
@@ -294,6 +325,7 @@ static void ax_ip_n(const float *q, const float *x, size_t n, size_t d, float *o
 #define ASG_P   6     /* points per micro-kernel: 12 accumulators + 12 running best/index */
 #define ASG_BUF 16384 /* floats of packed centroids on the stack (64 KiB): d <= 512 */
 #define ASG_KP  1024  /* at most this many centroids per panel (small d) */
+#define ASG_FEW 64    /* fewer points: packing k * d floats costs more than it saves */
 
 /* Packed panel: centroids j0 .. j0 + kp (kp a multiple of ASG_W), transposed per column block:
  * pk[(s * d + t) * ASG_W + l] = c[j0 + s * ASG_W + l][t], zero past k; hn[...] = -cnorm / 2,
@@ -357,9 +389,7 @@ AX_INLINE void asg_block(const asg_panel *pn, const float *x, size_t i0, size_t 
     const float *xp[ASG_P];
     simde__m512 best[ASG_P];
     simde__m512i bi[ASG_P];
-    simde__m512i jv = simde_mm512_add_epi32(
-        simde_mm512_set1_epi32((int32_t)j0),
-        simde_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    simde__m512i jv = simde_mm512_add_epi32(simde_mm512_set1_epi32((int32_t)j0), ax_const(ax_iota));
     const simde__m512i step = simde_mm512_set1_epi32(16);
 
     AX_UNROLL
@@ -493,7 +523,7 @@ static void ax_assign(const float *x, size_t n, const float *c, const float *cno
     if (n == 0 || k == 0)
         return;
     /* dist_out holds the best w while the panels run; the last pass turns it into a distance */
-    if (n < 2 * ASG_P || d * ASG_W > ASG_BUF) {
+    if (n < ASG_FEW || d * ASG_W > ASG_BUF) {
         asg_direct(x, n, c, cnorm, k, d, idx_out, dist_out);
     } else {
         asg_panel pn;
@@ -535,11 +565,20 @@ static void ax_pq_lut_ip(const float *q, const float *cb, size_t m, size_t ksub,
 
 /* ---------------------------------------------------------------- pq_scan8 */
 
+/* Two implementations; VK_SCAN8_GATHER picks. The gather one is the default; on Zen 3 the AVX2
+ * gather (8 lanes) lost to the scalar one by 2x, and this variant has not been measured on
+ * AVX-512 hardware yet: compare both (-DVK_SCAN8_GATHER=0) there before trusting the choice. */
+#ifndef VK_SCAN8_GATHER
+#define VK_SCAN8_GATHER 1
+#endif
+
+#if VK_SCAN8_GATHER
 /* LUT entries of one code, 16 sub-quantizers per gather, summed lane-wise. */
 AX_INLINE simde__m512 ax_scan8_one(const uint8_t *code, size_t m, const float *lut)
 {
-    const simde__m512i offs = simde_mm512_setr_epi32(0, 256, 512, 768, 1024, 1280, 1536, 1792, 2048,
-                                                     2304, 2560, 2816, 3072, 3328, 3584, 3840);
+    static const int32_t lut_offs[16] = {0,    256,  512,  768,  1024, 1280, 1536, 1792,
+                                         2048, 2304, 2560, 2816, 3072, 3328, 3584, 3840};
+    const simde__m512i offs = ax_const(lut_offs);
     const simde__m512i step = simde_mm512_set1_epi32(16 * 256);
     simde__m512 acc = simde_mm512_setzero_ps();
     simde__m512i base = offs;
@@ -561,7 +600,8 @@ AX_INLINE simde__m512 ax_scan8_one(const uint8_t *code, size_t m, const float *l
     return acc;
 }
 
-static void ax_pq_scan8(const uint8_t *codes, size_t n, size_t m, const float *lut, float *out)
+static void ax_pq_scan8_gather(const uint8_t *codes, size_t n, size_t m, const float *lut,
+                               float *out)
 {
     for (size_t i = 0; i < n; i += 16) {
         size_t r = n - i < 16 ? n - i : 16;
@@ -575,6 +615,52 @@ static void ax_pq_scan8(const uint8_t *codes, size_t n, size_t m, const float *l
             ax_store_tail(out + i, s, r);
     }
 }
+
+static void ax_pq_scan8(const uint8_t *codes, size_t n, size_t m, const float *lut, float *out)
+{
+    ax_pq_scan8_gather(codes, n, m, lut, out);
+}
+#else
+/* Sum of one code's LUT entries in two chains (even and odd sub-quantizers), reading the code
+ * bytes 8 at a time. */
+AX_INLINE void ax_scan8_two(const uint8_t *c0, const uint8_t *c1, size_t m, const float *lut,
+                            float *o0, float *o1)
+{
+    float s0 = 0.0f, t0 = 0.0f, s1 = 0.0f, t1 = 0.0f;
+    size_t j = 0;
+
+    for (; j + 8 <= m; j += 8) {
+        const float *l = lut + j * 256;
+        uint64_t w0, w1;
+        memcpy(&w0, c0 + j, 8);
+        memcpy(&w1, c1 + j, 8);
+        AX_UNROLL
+        for (unsigned b = 0; b < 8; b += 2) {
+            s0 += l[b * 256 + ((w0 >> (8 * b)) & 255)];
+            t0 += l[(b + 1) * 256 + ((w0 >> (8 * b + 8)) & 255)];
+            s1 += l[b * 256 + ((w1 >> (8 * b)) & 255)];
+            t1 += l[(b + 1) * 256 + ((w1 >> (8 * b + 8)) & 255)];
+        }
+    }
+    for (; j < m; j++) {
+        s0 += lut[j * 256 + c0[j]];
+        s1 += lut[j * 256 + c1[j]];
+    }
+    *o0 = s0 + t0;
+    *o1 = s1 + t1;
+}
+
+static void ax_pq_scan8(const uint8_t *codes, size_t n, size_t m, const float *lut, float *out)
+{
+    size_t i = 0;
+    float dummy;
+
+    for (; i + 2 <= n; i += 2)
+        ax_scan8_two(codes + i * m, codes + (i + 1) * m, m, lut, out + i, out + i + 1);
+    if (i < n)
+        ax_scan8_two(codes + i * m, codes + i * m, m, lut, out + i, &dummy);
+}
+#endif
 
 /* ---------------------------------------------------------------- pq_scan4 */
 
@@ -607,9 +693,10 @@ static void ax_pq_scan4(const uint8_t *blocks, size_t nblocks, size_t m, const u
                         uint16_t *out)
 {
     /* sums in u16 lanes: 0-7 even 0..14, 8-15 odd 1..15, 16-23 even 16..30, 24-31 odd 17..31 */
-    const simde__m512i perm = simde_mm512_set_epi16(
-        31, 23, 30, 22, 29, 21, 28, 20, 27, 19, 26, 18, 25, 17, 24, 16, /* vectors 31..16 */
-        15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);          /* vectors 15..0 */
+    static const uint16_t order[32] = {0,  8,  1,  9,  2,  10, 3,  11, 4,  12, 5,
+                                       13, 6,  14, 7,  15, 16, 24, 17, 25, 18, 26,
+                                       19, 27, 20, 28, 21, 29, 22, 30, 23, 31};
+    const simde__m512i perm = simde_mm512_loadu_si512((const void *)order);
 
     for (size_t b = 0; b < nblocks; b++) {
         const uint8_t *blk = blocks + b * m * 16;

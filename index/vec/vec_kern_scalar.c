@@ -42,6 +42,8 @@ static void sc_assign(const float *x, size_t n, const float *c, const float *cno
                       size_t d, uint32_t *idx_out, float *dist_out)
 {
     (void)cnorm;
+    if (k == 0)
+        return;
     for (size_t i = 0; i < n; i++) {
         const float *xi = x + i * d;
         uint32_t best = 0;

@@ -11,8 +11,10 @@
 
 #include "vec_int.h"
 
-#define KM_PLUSPLUS_MAX_WORK (1ull << 28) /* n * k * d below which k-means++ is used */
-#define KM_SPLIT_EPS         (1.0f / 1024.0f)
+#define KM_PLUSPLUS_MAX_WORK                                                                       \
+    (1ull << 22) /* n * k below which k-means++ is used: its k                                     \
+                  * sequential passes cost more than they gain above */
+#define KM_SPLIT_EPS (1.0f / 1024.0f)
 
 void vec_norms(const vk_ops *kern, const float *c, size_t k, size_t d, float *out)
 {
@@ -173,7 +175,7 @@ wr_status vec_kmeans(const vk_ops *kern, const float *x, size_t n, size_t d, siz
         wr_err(st, "k-means: no memory for %zu points x %zu clusters", n, k);
         goto out;
     }
-    if (o->plusplus && (uint64_t)n * k * d <= KM_PLUSPLUS_MAX_WORK) {
+    if (o->plusplus && (uint64_t)n * k <= KM_PLUSPLUS_MAX_WORK) {
         if (!(tmp = wr_malloc(n * sizeof(float)))) {
             wr_err(st, "k-means: no memory");
             goto out;

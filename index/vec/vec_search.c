@@ -3,12 +3,15 @@
  *
  * IVF-PQ: the query's distance to every coarse centroid picks the nprobe closest lists (for
  * inner product: the largest <q, c>). For each probed list, one lookup table of m x ksub
- * sub-distances (for L2 built on the query's residual q - c, for inner product on q itself,
- * once per query) turns every code in the list into a distance by m lookups (the scan
- * kernels). The table and the coarse term are computed once per list and used for that list
- * in every partition, since the quantizers are shared. For 4-bit codes the table is quantized
- * to bytes (per-sub-quantizer offset, one shared scale) so the scan runs on 16-bit integers
- * with the tables in registers; the distance is recovered as offset + sum / scale.
+ * sub-distances turns every code in the list into a distance by m lookups (the scan kernels).
+ * For L2 the table is the list's precomputed part (||b||^2 + 2 <c, b>, vec_quant_prepare)
+ * plus the query's part (-2 <q, b>, once per query), and the list's bias is ||q - c||^2; when
+ * the precomputed tables would be too big, it is built from the residual q - c instead. For
+ * inner product the table is -<q, b> (once per query) and the bias -<q, c>. Tables are made
+ * once per list and used for that list in every partition, since the quantizers are shared.
+ * For 4-bit codes the table is quantized to bytes (per-sub-quantizer offset, one shared
+ * scale) so the scan runs on 16-bit integers with the tables in registers; the distance is
+ * recovered as offset + sum / scale.
  *
  * A candidate enters the result heap only if it beats the heap's worst and its slot is alive
  * and passes the filter -- so a filtered search still fills k results from matching vectors.
@@ -347,6 +350,11 @@ static void search_ivf(const vec_index *ix, const float *q, uint32_t nprobe, uin
     vec_metric met = qu->metric;
     if (met == VEC_L2) {
         ix->kern->l2sq_n(q, qu->centroids, nlist, dim, s->cd);
+        if (qu->ptab) { /* the query's part of the tables: -2 <q_j, b> */
+            ix->kern->pq_lut_ip(q, qu->codebook, m, ksub, qu->dsub, s->lutip);
+            for (size_t j = 0; j < (size_t)m * ksub; j++)
+                s->lutip[j] *= -2.0f;
+        }
     } else {
         ix->kern->ip_n(q, qu->centroids, nlist, dim, s->cd);
         for (uint32_t j = 0; j < nlist; j++)
@@ -367,7 +375,13 @@ static void search_ivf(const vec_index *ix, const float *q, uint32_t nprobe, uin
             uint32_t li = s->order[done];
             const float *lut;
             float bias;
-            if (met == VEC_L2) {
+            if (met == VEC_L2 && qu->ptab) {
+                const float *t = qu->ptab + (size_t)li * m * ksub;
+                for (size_t j = 0; j < (size_t)m * ksub; j++)
+                    s->lut[j] = t[j] + s->lutip[j];
+                lut = s->lut;
+                bias = s->cd[li]; /* ||q - c||^2 */
+            } else if (met == VEC_L2) {
                 const float *c = qu->centroids + (size_t)li * dim;
                 for (uint32_t t = 0; t < dim; t++)
                     s->r[t] = q[t] - c[t];

@@ -167,8 +167,11 @@ static wr_status train_run(vec_index *ix)
     if (ix->next_version == version)
         ix->next_version++;
     st = swap_in(ix, q, fresh, snap);
-    if (st == WR_OK)
+    if (st == WR_OK) {
         q = NULL;
+        ix->last_train_s = (double)(t1 - t0) / 1e9;
+        ix->last_encode_s = (double)(wr_now_ns() - t1) / 1e9;
+    }
     pthread_rwlock_unlock(&ix->lk);
     WR_LOGI("vector index: trained version %llu on %zu vectors (nlist %u): train %.2f s, "
             "encode %.2f s",

@@ -253,7 +253,7 @@ static void check_assign(const vk_ops *o, size_t n, size_t k, size_t d, uint64_t
 static void test_assign_matches_scalar_lower_index_wins_ties(void **state)
 {
     static const size_t ks[] = {1, 2, 3, 15, 16, 17, 100, 1024};
-    static const size_t ns[] = {0, 1, 5, 33};
+    static const size_t ns[] = {0, 1, 5, 33, 64};
     const vk_ops *o = under_test(state);
     uint64_t s = 3;
 
@@ -263,13 +263,17 @@ static void test_assign_matches_scalar_lower_index_wins_ties(void **state)
                 check_assign(o, ns[ni], ks[ki], dims[di], &s);
 }
 
-/* Larger n (several panels and point-block tails), PQ training shapes, and d past the packed
- * micro-kernel's limit. */
+/* Enough points for the packed micro-kernel (n >= 64) with every point-block tail, several
+ * panels, PQ training shapes, and d past the packed micro-kernel's limit. */
 static void test_assign_large_shapes(void **state)
 {
+    static const size_t ks[] = {1, 3, 17, 100};
     const vk_ops *o = under_test(state);
     uint64_t s = 4;
 
+    for (size_t di = 0; di < NDIMS; di++) /* packed panels, every point-block tail */
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+            check_assign(o, 65 + di % 6, ks[ki], dims[di], &s);
     check_assign(o, 301, 256, 4, &s);
     check_assign(o, 1000, 256, 8, &s);
     check_assign(o, 250, 1024, 128, &s);

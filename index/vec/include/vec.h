@@ -119,6 +119,8 @@ typedef struct vec_stats {
     double imbalance;   /* nlist * sum(n_i^2) / (sum n_i)^2; 1 = perfectly balanced */
     double trained_imbalance;
     uint64_t retrains;     /* trainings done since open */
+    double last_train_s;   /* the last training: quantizers (k-means, codebooks) */
+    double last_encode_s;  /* ... and encoding every vector into the new lists */
     uint64_t code_bytes;   /* bytes of PQ codes in lists */
     uint64_t vector_bytes; /* bytes of exact vectors */
     uint32_t calib_cnt;    /* calibration points (below) */
