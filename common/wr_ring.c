@@ -519,7 +519,7 @@ static wr_status wr_ring_one(wr_ring *r, enum wr_opcode opc, int fd, const void 
 {
     uint32_t slot;
 
-    WR_TRY(wr_ring_queue(r, opc, fd, (void *)(uintptr_t)buf, len, off, 0, 0, true, &slot));
+    WR_TRY(wr_ring_queue(r, (uint8_t)opc, fd, (void *)(uintptr_t)buf, len, off, 0, 0, true, &slot));
     WR_TRY(wr_ring_helper_wait(r, slot));
     *res_out = wr_ring_helper_take(r, slot);
     return WR_OK;

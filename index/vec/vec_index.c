@@ -458,9 +458,11 @@ wr_status vec_open(const char *dir, const vec_options *opts, vec_index **out)
     wr_status st;
     if (dir && dir_has_index(dir)) {
         vec_options o;
-        vec_options_init(&o);
-        if (opts)
-            o = *opts;
+        vec_options_init(&o); /* the loader replaces these with the MANIFEST's, but keeps */
+        if (opts) {           /* the caller's run-time settings (threads, background) */
+            o.train_threads = opts->train_threads ? opts->train_threads : o.train_threads;
+            o.background = opts->background;
+        }
         if ((st = index_alloc(&o, dir, &ix)) != WR_OK || (st = vec_file_load(ix)) != WR_OK)
             goto fail;
         if (opts && (opts->dim != ix->o.dim || opts->metric != ix->o.metric)) {

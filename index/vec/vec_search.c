@@ -506,6 +506,8 @@ static void pick_knobs(const vec_index *ix, const vec_query *o, uint32_t *nprobe
     }
     if (!*nprobe)
         *nprobe = 8;
+    if (*refine > 64) /* the limit query_check applies to explicit values */
+        *refine = 64;
 }
 
 wr_status vec_search(vec_index *ix, const float *q, const vec_query *o, vec_hit *out,
