@@ -33,6 +33,16 @@ typedef struct variant {
 
 static variant avx2 = {"avx2", vk_avx2};
 static variant avx512 = {"avx512", vk_avx512};
+#ifdef VT_AVX512_EMUL
+/* The AVX-512 kernels built for AVX2, every 512-bit operation emulated by SIMDe (see
+ * index/vec/meson.build): the same code as the native variant, runnable on any AVX2 CPU. */
+extern const vk_ops vk_ops_avx512_emul;
+static const vk_ops *avx512_emul_get(void)
+{
+    return vk_avx2() ? &vk_ops_avx512_emul : NULL;
+}
+static variant avx512_emul = {"avx512", avx512_emul_get};
+#endif
 
 /* The variant under test, or skip() when the CPU lacks it. */
 static const vk_ops *under_test(void **state)
@@ -460,6 +470,9 @@ int main(void)
         cmocka_unit_test(test_pq_scan4_scalar_matches_definition),
         VARIANT_TESTS(avx2),
         VARIANT_TESTS(avx512),
+#ifdef VT_AVX512_EMUL
+        VARIANT_TESTS(avx512_emul),
+#endif
     };
     return cmocka_run_group_tests_name("vec_kern", tests, NULL, NULL);
 }
