@@ -11,9 +11,10 @@
  *   - a query: drawn the same way from the same mixture, from its own random stream, so it is
  *     never a copy of a base point.
  * Squared distances concentrate: two points of one cluster are ~2 d spread^2 apart, points of
- * different clusters ~2 d (1 + spread^2). A large spread makes the clusters overlap, so the
- * nearest neighbours of a query straddle the inverted lists of an IVF index (harder); a small
- * spread keeps them inside one cluster (easier).
+ * different clusters ~2 d (1 + spread^2). Up to spread ~1 a query's nearest neighbours all
+ * lie in its own cluster, so what an IVF index finds hard is the skew (see the presets). The
+ * noise is full-rank, so the spread mostly sets how much of a neighbour's distance a PQ code
+ * loses: the larger it is, the lower PQ recall is without re-ranking.
  *
  * Presets (--preset; the recall figures are Faiss IVF1024,Flat recall@10 at nprobe=1 against
  * gt.ivecs, measured once with Faiss 1.7.3; nprobe=64 reaches 0.98-1.0 on all three):

@@ -41,12 +41,12 @@
 #include "vec.h"
 #include "weir_util.h"
 
-#define WV_ARGS_MAX       128    /* words on one command line (the -k pre-pass copies them) */
-#define WV_CHUNK_MIN      8192u  /* rows per load step: at least this, else ~10% of F */
+#define WV_ARGS_MAX       128     /* words on one command line (the -k pre-pass copies them) */
+#define WV_CHUNK_MIN      8192u   /* rows per load step: at least this, else ~10% of F */
 #define WV_PROGRESS_MIN   100000u /* rows from which build reports progress on stderr */
-#define WV_FILTER_MAX     16u    /* --filter given at most this many times */
-#define WV_TARGETS_MAX    8u     /* vec_stats holds 8 calibration points */
-#define WV_KEY_MAX        4096u  /* the index takes keys up to this many bytes */
+#define WV_FILTER_MAX     16u     /* --filter given at most this many times */
+#define WV_TARGETS_MAX    8u      /* vec_stats holds 8 calibration points */
+#define WV_KEY_MAX        4096u   /* the index takes keys up to this many bytes */
 #define WV_THRESHOLD_DFLT 1000u
 #define WV_CALIB_SAMPLE   200u
 #define WV_CALIB_K        10u
@@ -178,8 +178,7 @@ static int wv_open_err(const wt_cmd *c, const char *dir, wr_status st)
                dir, dir);
         break;
     case WR_ERR_UNSUPPORTED:
-        wt_err(c->name, st, "the index in %s was written by a newer weir (use that version)",
-               dir);
+        wt_err(c->name, st, "the index in %s was written by a newer weir (use that version)", dir);
         break;
     case WR_ERR_NOMEM:
         wt_err(c->name, st, "not enough memory to load the index in %s", dir);
@@ -229,8 +228,8 @@ static int wv_stdout_done(const wt_cmd *c, int rc)
 }
 
 /* Rows of F that the index would refuse: a non-finite value, or for cosine a zero vector. */
-static bool wv_rows_check(const wt_cmd *c, const char *path, const float *v, size_t n,
-                          uint32_t dim, vec_metric metric)
+static bool wv_rows_check(const wt_cmd *c, const char *path, const float *v, size_t n, uint32_t dim,
+                          vec_metric metric)
 {
     for (size_t i = 0; i < n; i++) {
         const float *r = v + i * dim;
@@ -238,16 +237,16 @@ static bool wv_rows_check(const wt_cmd *c, const char *path, const float *v, siz
 
         for (uint32_t t = 0; t < dim; t++) {
             if (!isfinite(r[t])) {
-                wt_err(c->name, WR_OK, "%s: row %zu has a non-finite value at [%" PRIu32 "]",
-                       path, i, t);
+                wt_err(c->name, WR_OK, "%s: row %zu has a non-finite value at [%" PRIu32 "]", path,
+                       i, t);
                 return false;
             }
             zero = zero && r[t] == 0.0f;
         }
         if (zero && metric == VEC_COSINE) {
             wt_err(c->name, WR_OK,
-                   "%s: row %zu is all zeros, which has no direction for the cosine metric",
-                   path, i);
+                   "%s: row %zu is all zeros, which has no direction for the cosine metric", path,
+                   i);
             return false;
         }
     }
@@ -343,8 +342,8 @@ static void wv_stats_print(const char *dir, const vec_stats *s)
     printf("  vectors: %" PRIu64 " live, %" PRIu64 " deleted, %" PRIu64 " slots\n", s->live,
            s->deleted, s->slots);
     if (s->trained) {
-        printf("  quantizer: nlist %" PRIu32 ", m %" PRIu32 ", nbits %" PRIu32 "\n", s->nlist,
-               s->m, s->nbits);
+        printf("  quantizer: nlist %" PRIu32 ", m %" PRIu32 ", nbits %" PRIu32 "\n", s->nlist, s->m,
+               s->nbits);
     } else {
         char nl[16];
         snprintf(nl, sizeof nl, "%" PRIu32, s->nlist);
@@ -369,11 +368,10 @@ static json_t *wv_calib_json(const vec_stats *s)
         return NULL;
     for (uint32_t i = 0; i < s->calib_cnt && i < WV_TARGETS_MAX; i++) {
         const vec_calib_point *p = &s->calib[i];
-        if (json_array_append_new(pts, json_pack("{s:f, s:I, s:I, s:f}", "target",
-                                                 wv_short(p->recall), "nprobe",
-                                                 (json_int_t)p->nprobe, "refine",
-                                                 (json_int_t)p->refine, "measured",
-                                                 wv_short(p->measured))) != 0) {
+        if (json_array_append_new(
+                pts, json_pack("{s:f, s:I, s:I, s:f}", "target", wv_short(p->recall), "nprobe",
+                               (json_int_t)p->nprobe, "refine", (json_int_t)p->refine, "measured",
+                               wv_short(p->measured))) != 0) {
             json_decref(pts);
             return NULL;
         }
@@ -390,11 +388,10 @@ static json_t *wv_stats_json(const char *dir, const vec_stats *s)
                           "metric", vec_metric_name(s->metric), "dim", (json_int_t)s->dim,
                           "partitions", (json_int_t)s->partitions, "trained", s->trained,
                           "training", s->training, "quant_version", (json_int_t)s->quant_version,
-                          "live", (json_int_t)s->live, "deleted", (json_int_t)s->deleted,
-                          "slots", (json_int_t)s->slots, "trained_on",
-                          (json_int_t)s->trained_on);
-    json_t *q = json_pack("{s:I, s:I, s:I}", "nlist", (json_int_t)s->nlist, "m",
-                          (json_int_t)s->m, "nbits", (json_int_t)s->nbits);
+                          "live", (json_int_t)s->live, "deleted", (json_int_t)s->deleted, "slots",
+                          (json_int_t)s->slots, "trained_on", (json_int_t)s->trained_on);
+    json_t *q = json_pack("{s:I, s:I, s:I}", "nlist", (json_int_t)s->nlist, "m", (json_int_t)s->m,
+                          "nbits", (json_int_t)s->nbits);
     json_t *d = json_pack("{s:f, s:f, s:f, s:I, s:f, s:f}", "recent_err", s->recent_err,
                           "trained_err", s->trained_err, "ratio", s->drift, "added_since_train",
                           (json_int_t)s->added_since_train, "imbalance", s->imbalance,
@@ -475,8 +472,8 @@ static const wt_cmd wv_build_cmd = {
 };
 
 typedef struct wv_build_opts {
-    vec_options o;     /* for a new index */
-    bool given[6];     /* metric, nlist, m, nbits, partitions, train-threshold given */
+    vec_options o; /* for a new index */
+    bool given[6]; /* metric, nlist, m, nbits, partitions, train-threshold given */
     float targets[WV_TARGETS_MAX];
     uint32_t target_cnt;
     const char *prefix;
@@ -488,8 +485,8 @@ enum { WV_G_METRIC, WV_G_NLIST, WV_G_M, WV_G_NBITS, WV_G_PARTS, WV_G_THRESH };
 static int wv_build_flags_parse(const wt_cmd *c, wv_build_opts *b)
 {
     const char *metric = wv_val(c, "metric");
-    static const char *const names[] = {"metric", "nlist", "m", "nbits", "partitions",
-                                        "train-threshold"};
+    static const char *const names[] = {"metric", "nlist",      "m",
+                                        "nbits",  "partitions", "train-threshold"};
 
     vec_options_init(&b->o);
     b->o.train_threshold = WV_THRESHOLD_DFLT;
@@ -517,14 +514,13 @@ static int wv_build_flags_parse(const wt_cmd *c, wv_build_opts *b)
         if (b->o.train_threshold < need && !b->given[WV_G_THRESH])
             b->o.train_threshold = need; /* the default, raised to what --nlist needs */
         if (b->o.train_threshold < need)
-            return wt_usage_err(c,
-                                "--train-threshold %" PRIu64 " is below the %" PRIu64
-                                " vectors a training needs (%s%" PRIu32
-                                " lists and %u-entry codebooks for --nbits %" PRIu32
-                                "); give at least %" PRIu64,
-                                b->o.train_threshold, need, b->o.nlist ? "" : "at least ",
-                                b->o.nlist ? b->o.nlist : 16u, b->o.nbits == 4 ? 16u : 256u,
-                                b->o.nbits, need);
+            return wt_usage_err(
+                c,
+                "--train-threshold %" PRIu64 " is below the %" PRIu64
+                " vectors a training needs (%s%" PRIu32
+                " lists and %u-entry codebooks for --nbits %" PRIu32 "); give at least %" PRIu64,
+                b->o.train_threshold, need, b->o.nlist ? "" : "at least ",
+                b->o.nlist ? b->o.nlist : 16u, b->o.nbits == 4 ? 16u : 256u, b->o.nbits, need);
     }
     if (!wv_has(c, "no-calibrate") &&
         !wv_parse_targets(c, "0.9,0.95,0.99", b->targets, &b->target_cnt))
@@ -533,8 +529,9 @@ static int wv_build_flags_parse(const wt_cmd *c, wv_build_opts *b)
         return wt_usage_err(c, "give --recall-targets or --no-calibrate, not both");
     b->prefix = wv_has(c, "key-prefix") ? wv_val(c, "key-prefix") : "";
     if (strlen(b->prefix) + 20 > WV_KEY_MAX)
-        return wt_usage_err(c, "--key-prefix is %zu bytes; keys are at most %u bytes (prefix "
-                               "and row number)",
+        return wt_usage_err(c,
+                            "--key-prefix is %zu bytes; keys are at most %u bytes (prefix "
+                            "and row number)",
                             strlen(b->prefix), WV_KEY_MAX);
     return WT_EXIT_OK;
 }
@@ -556,8 +553,8 @@ static int wv_build_check_m(const wt_cmd *c, const wv_build_opts *b, uint32_t di
     div[0] = '\0';
     for (uint32_t d = 1; d <= dim && used + 12 < sizeof div; d++)
         if (dim % d == 0 && (nbits == 8 || (d % 2 == 0 && d <= 256)))
-            used += (size_t)snprintf(div + used, sizeof div - used, "%s%" PRIu32,
-                                     used ? " " : "", d);
+            used +=
+                (size_t)snprintf(div + used, sizeof div - used, "%s%" PRIu32, used ? " " : "", d);
     if (dim % m != 0)
         return wt_usage_err(c,
                             "%s %" PRIu32 " does not divide the dimension %" PRIu32
@@ -578,10 +575,9 @@ static int wv_build_check_existing(const wt_cmd *c, const wv_build_opts *b, cons
     uint32_t m_now = s->m ? s->m : (s->nbits == 4 ? s->dim / 2 : s->dim / 4);
 
     if (dim != s->dim)
-        return wt_usage_err(c,
-                            "%s holds vectors of dimension %" PRIu32
-                            "; the index in %s has dimension %" PRIu32,
-                            wv_val(c, "fvecs"), dim, dir, s->dim);
+        return wt_usage_err(
+            c, "%s holds vectors of dimension %" PRIu32 "; the index in %s has dimension %" PRIu32,
+            wv_val(c, "fvecs"), dim, dir, s->dim);
     if (b->given[WV_G_METRIC] && b->o.metric != s->metric)
         return wt_usage_err(c, "the index in %s uses metric %s; --metric %s cannot change it", dir,
                             vec_metric_name(s->metric), vec_metric_name(b->o.metric));
@@ -591,10 +587,9 @@ static int wv_build_check_existing(const wt_cmd *c, const wv_build_opts *b, cons
                             " cannot change it",
                             dir, s->partitions, b->o.partitions);
     if (b->given[WV_G_NBITS] && b->o.nbits != s->nbits)
-        return wt_usage_err(c,
-                            "the index in %s has nbits %" PRIu32 "; --nbits %" PRIu32
-                            " cannot change it",
-                            dir, s->nbits, b->o.nbits);
+        return wt_usage_err(
+            c, "the index in %s has nbits %" PRIu32 "; --nbits %" PRIu32 " cannot change it", dir,
+            s->nbits, b->o.nbits);
     if (b->given[WV_G_M] && b->o.m != m_now)
         return wt_usage_err(c,
                             "the index in %s has m %" PRIu32 "; --m %" PRIu32 " cannot change it",
@@ -605,10 +600,9 @@ static int wv_build_check_existing(const wt_cmd *c, const wv_build_opts *b, cons
                                 "the index in %s chooses nlist when it trains; --nlist %" PRIu32
                                 " cannot change it",
                                 dir, b->o.nlist);
-        return wt_usage_err(c,
-                            "the index in %s has nlist %" PRIu32 "; --nlist %" PRIu32
-                            " cannot change it",
-                            dir, s->nlist, b->o.nlist);
+        return wt_usage_err(
+            c, "the index in %s has nlist %" PRIu32 "; --nlist %" PRIu32 " cannot change it", dir,
+            s->nlist, b->o.nlist);
     }
     if (b->given[WV_G_THRESH])
         return wt_usage_err(c,
@@ -913,8 +907,8 @@ static int wv_verify(int argc, char **argv)
     vec_close(ix);
     printf("ok: index %s: MANIFEST, %s%" PRIu32 " partition%s x %u files (%s): sizes, "
            "checksums and structure match\n",
-           dir, s.trained ? "quantizer file, " : "", s.partitions,
-           wv_plural(s.partitions, "", "s"), s.trained ? 4u : 3u,
+           dir, s.trained ? "quantizer file, " : "", s.partitions, wv_plural(s.partitions, "", "s"),
+           s.trained ? 4u : 3u,
            s.trained ? "vectors, keys, tombstones, lists" : "vectors, keys, tombstones");
     printf("ok: %" PRIu64 " live key%s, each live once; %" PRIu64 " deleted; quantizer version "
            "%" PRIu64 "%s\n",
@@ -958,6 +952,17 @@ static int wv_retrain(int argc, char **argv)
     if ((rc = wv_open(c, &ix)) != WT_EXIT_OK)
         return rc;
     vec_get_stats(ix, &s0);
+    if (!s0.trained && s0.live < wv_train_needs(s0.nlist, s0.nbits)) {
+        /* said here, before vec_train() would fail and log it as a warning too */
+        wt_err(c->name, WR_OK,
+               "the index in %s has %" PRIu64 " live vectors, too few to train %" PRIu64
+               "-entry codebooks and %s%" PRIu32 " lists; it stays in exact mode (add vectors "
+               "with weir vec build)",
+               wv_val(c, "index"), s0.live, s0.nbits == 4 ? (uint64_t)16 : (uint64_t)256,
+               s0.nlist ? "" : "at least ", s0.nlist ? s0.nlist : 16u);
+        rc = WT_EXIT_DATA;
+        goto out;
+    }
     if ((rc = wv_train(c, ix)) != WT_EXIT_OK)
         goto out;
     /* vec_train recalibrated for the stored targets when the index had a calibration. */
@@ -1109,8 +1114,8 @@ static int wv_filter_parse(const wt_cmd *c, wv_filt *w)
             if (w->lo > w->hi)
                 w->none = true;
         } else {
-            return wt_usage_err(c, "--filter '%s': unknown kind '%.*s' (agent, prefix or time)",
-                                e, (int)klen, e);
+            return wt_usage_err(c, "--filter '%s': unknown kind '%.*s' (agent, prefix or time)", e,
+                                (int)klen, e);
         }
     }
     w->f.time_min = w->lo;
@@ -1128,8 +1133,9 @@ static int wv_vector_parse(const wt_cmd *c, const char *text, float **out, size_
 
     *out = NULL;
     if (a == NULL)
-        return wt_usage_err(c, "--vector is not valid JSON: %s (at character %d); give an array "
-                               "of numbers like [0.5, 1, 2]",
+        return wt_usage_err(c,
+                            "--vector is not valid JSON: %s (at character %d); give an array "
+                            "of numbers like [0.5, 1, 2]",
                             je.text, je.position);
     if (!json_is_array(a) || json_array_size(a) == 0) {
         json_decref(a);
@@ -1163,8 +1169,7 @@ static int wv_vector_parse(const wt_cmd *c, const char *text, float **out, size_
 
 /* The -k pre-pass: wt_cmd_parse() takes long flags only, so "-k N" becomes "--k N" and "-kN"
  * "--k=N". Values of flags that take one are left alone. */
-static int wv_short_k(const wt_cmd *c, int argc, char **argv, char **args, char *kbuf,
-                      size_t kcap)
+static int wv_short_k(const wt_cmd *c, int argc, char **argv, char **args, char *kbuf, size_t kcap)
 {
     static char dashdash_k[] = "--k";
     bool kbuf_used = false;
@@ -1306,6 +1311,10 @@ int wt_search_main(int argc, char **argv)
             wt_err(c->name, st, "cannot read the queries of --fvecs %s", fvecs);
             return WT_EXIT_DATA;
         }
+        if (!wv_rows_check(c, fvecs, qv, nq, qdim, VEC_L2)) { /* before any output */
+            rc = WT_EXIT_DATA;
+            goto out;
+        }
     }
     if ((rc = wv_open(c, &ix)) != WT_EXIT_OK)
         goto out;
@@ -1358,7 +1367,7 @@ int wt_search_main(int argc, char **argv)
             wr_err_clear();
             if ((st = vec_search(ix, qv + i * s.dim, &q, hits, &cnt)) != WR_OK) {
                 fflush(stdout);
-                wt_err(c->name, st, "search %zu failed", i);
+                wt_err(c->name, st, "query %zu: the search failed", i);
                 rc = WT_EXIT_DATA; /* the flags were checked: the query's values are bad */
                 goto out;
             }
@@ -1386,8 +1395,9 @@ typedef struct wv_sub {
 } wv_sub;
 
 static const wv_sub wv_subs[] = {
-    {"build", wv_build, &wv_build_cmd, "create or extend an index from an .fvecs file, train, "
-                                       "calibrate, save"},
+    {"build", wv_build, &wv_build_cmd,
+     "create or extend an index from an .fvecs file, train, "
+     "calibrate, save"},
     {"info", wv_info, &wv_info_cmd, "state, sizes, drift and the recall calibration"},
     {"verify", wv_verify, &wv_verify_cmd, "check every file of the index against its checksums"},
     {"retrain", wv_retrain, &wv_retrain_cmd, "train the quantizers again now, recalibrate, save"},
