@@ -142,7 +142,9 @@ void vec_map_fini(vec_map *m);
 bool vec_map_get(const vec_map *m, const char *k, uint64_t *v_out);
 wr_status vec_map_put(vec_map *m, const char *k, uint64_t v); /* k must outlive the map */
 bool vec_map_del(vec_map *m, const char *k);
-uint32_t vec_agent_find(const vec_index *ix, const char *name); /* 0 for NULL or "", UINT32_MAX for a name no vector has */
+uint32_t
+vec_agent_find(const vec_index *ix,
+               const char *name); /* 0 for NULL or "", UINT32_MAX for a name no vector has */
 wr_status vec_agent_id(vec_index *ix, const char *name, uint32_t *id_out);
 /* Appends one slot (vector already normalised); used by upsert and by the loader. */
 wr_status vec_part_append(vec_index *ix, vec_part *p, const char *key, const float *v,

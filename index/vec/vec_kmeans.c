@@ -15,12 +15,12 @@
 #include "vec_int.h"
 
 #define KM_PLUSPLUS_MAX_WORK                                                                       \
-    (1ull << 22) /* n * k below which k-means++ is used: its k                                     \
-                  * sequential passes cost more than they gain above */
+    (1ull << 22)               /* n * k below which k-means++ is used: its k                       \
+                                * sequential passes cost more than they gain above */
 #define KM_STRIDE           4  /* early iterations use every 4th point ... */
 #define KM_FULL_ITERS       3  /* ... all but the last 3 */
 #define KM_MIN_PER_CENTROID 32 /* ... when that leaves at least 32 points per centroid */
-#define KM_SPLIT_EPS (1.0f / 1024.0f)
+#define KM_SPLIT_EPS        (1.0f / 1024.0f)
 
 void vec_norms(const vk_ops *kern, const float *c, size_t k, size_t d, float *out)
 {

@@ -344,8 +344,7 @@ static void scan_list(const vec_index *ix, const vec_quant *qu, uint32_t li, flo
 
 /* out = a + b over n floats (a list's table: its precomputed part plus the query's part).
  * restrict and the 8-wide body let the compiler vectorize it at -O2. */
-static void lut_add(float *restrict out, const float *restrict a, const float *restrict b,
-                    size_t n)
+static void lut_add(float *restrict out, const float *restrict a, const float *restrict b, size_t n)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -467,11 +466,8 @@ wr_status vec_search_locked(vec_index *ix, const float *qin, const vec_query *o,
             f.prefix = vf->key_prefix;
             f.prefix_len = strlen(vf->key_prefix);
         }
-        f.tmin = vf->time_min;
-        if (vf->time_max)
-            f.tmax = vf->time_max;
-        if (f.tmin == 0 && !vf->time_max)
-            f.tmin = INT64_MIN;
+        f.tmin = vf->time_min ? vf->time_min : INT64_MIN; /* 0: no bound on that side */
+        f.tmax = vf->time_max ? vf->time_max : INT64_MAX;
     }
     heap h = {s->hd, s->hid, 0, kk};
     if (exact)

@@ -188,12 +188,11 @@ out:
     return st;
 }
 
+/* The end of every training: recalibrate, note a failure, clear the flag. A failure is logged
+ * by the callers that have no one to return it to (background and inline trainings). */
 static void after_training(vec_index *ix, wr_status st)
 {
-    if (st != WR_OK)
-        WR_LOGW("vector index: training failed: %s (searches stay on the previous index)",
-                wr_errmsg());
-    else if (ix->calib_wanted)
+    if (st == WR_OK && ix->calib_wanted)
         WR_IGNORE(vec_calibrate(ix, ix->calib_targets, ix->calib_target_cnt, ix->calib.sample,
                                 ix->calib.k));
     pthread_rwlock_wrlock(&ix->lk);
@@ -204,6 +203,8 @@ static void after_training(vec_index *ix, wr_status st)
     atomic_store(&ix->training, false);
 }
 
+static bool train_due(vec_index *ix);
+
 static void *trainer_main(void *arg)
 {
     vec_index *ix = arg;
@@ -213,11 +214,13 @@ static void *trainer_main(void *arg)
     do { /* the data may have drifted again during a long training: go on while due */
         st = train_run(ix);
         pthread_rwlock_rdlock(&ix->lk);
-        atomic_store(&ix->training, false);
-        again = st == WR_OK && ++rounds < 4 && vec_train_due(ix);
-        atomic_store(&ix->training, true);
+        again = st == WR_OK && ++rounds < 4 && train_due(ix); /* the flag stays set */
         pthread_rwlock_unlock(&ix->lk);
     } while (again);
+    if (st != WR_OK)
+        WR_LOGW("vector index: background training failed: %s (searches stay on the previous "
+                "index)",
+                wr_errmsg());
     after_training(ix, st);
     return NULL;
 }
@@ -238,10 +241,9 @@ static bool start_background(vec_index *ix)
     return true;
 }
 
-bool vec_train_due(vec_index *ix)
+/* Whether the data calls for a training, whatever the training flag says (lk held). */
+static bool train_due(vec_index *ix)
 {
-    if (atomic_load(&ix->training))
-        return false;
     if (!ix->q)
         return ix->live >= ix->o.train_threshold && ix->live >= ix->train_retry_at;
     if (ix->live < ix->train_retry_at)
@@ -274,6 +276,11 @@ bool vec_train_due(vec_index *ix)
     return imb > ix->o.drift_ratio * ix->q->trained_imbalance;
 }
 
+bool vec_train_due(vec_index *ix)
+{
+    return !atomic_load(&ix->training) && train_due(ix);
+}
+
 void vec_train_maybe(vec_index *ix)
 {
     if (!ix->o.background || !vec_train_due(ix))
@@ -285,7 +292,8 @@ void vec_train_maybe(vec_index *ix)
 wr_status vec_train(vec_index *ix, bool wait)
 {
     pthread_mutex_lock(&ix->wmu);
-    if (atomic_load(&ix->training)) {
+    /* trainings start only with wmu held: once the flag is clear under wmu, it stays clear */
+    while (atomic_load(&ix->training)) {
         pthread_mutex_unlock(&ix->wmu);
         if (!wait)
             return wr_err(WR_ERR_BUSY, "vector index: a training is already running");
@@ -311,7 +319,12 @@ void vec_train_inline(vec_index *ix)
 {
     /* foreground mode: the writer that crossed the line trains, wmu held */
     atomic_store(&ix->training, true);
-    after_training(ix, train_run(ix));
+    wr_status st = train_run(ix);
+    if (st != WR_OK)
+        WR_LOGW("vector index: training failed: %s (search stays exact or on the previous index; "
+                "retried after %llu more vectors)",
+                wr_errmsg(), (unsigned long long)ix->o.train_threshold);
+    after_training(ix, st);
 }
 
 void vec_wait_idle(vec_index *ix)

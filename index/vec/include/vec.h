@@ -69,12 +69,13 @@ typedef struct vec_attr {
 } vec_attr;
 
 /* A search predicate, evaluated inside the list scan. Fields left at their zero value do not
- * restrict (time_min = time_max = 0 means any time). */
+ * restrict: time_min = 0 means no lower bound, time_max = 0 no upper bound (times are
+ * normally milliseconds since the epoch, so 0 is never a useful bound). */
 typedef struct vec_filter {
     const char *agent;      /* exact match */
     const char *key_prefix; /* key starts with it */
     int64_t time_min;       /* inclusive */
-    int64_t time_max;       /* inclusive; 0 = no upper bound */
+    int64_t time_max;       /* inclusive */
 } vec_filter;
 
 typedef struct vec_query {
