@@ -7,7 +7,8 @@
  * Faiss's max_points_per_centroid) and encodes everything. train_s is the quantizer training
  * (coarse k-means + PQ codebooks), add_s the insertion plus the encoding of every vector --
  * the same split as Faiss's train() and add(). bytes_per_vector counts what the lists hold
- * (PQ code + 4-byte slot id); index_bytes_per_vector adds the exact vector and per-slot
+ * (PQ code + 4-byte slot id + 4-byte distance term); index_bytes_per_vector adds the exact
+ * vector and per-slot
  * metadata weir always keeps (for re-ranking, exact search and retraining).
  *
  * Search: for each thread count and nprobe, the query set is searched as one batch
@@ -212,8 +213,10 @@ static int wv_run(const wv_opts *o)
     }
     vec_stats s;
     vec_get_stats(ix, &s);
-    double bpv = (double)(s.code_bytes + 4 * s.live) / (double)s.live;
-    double ibpv = bpv + 4.0 * dim + 8 + 4 + 4 + 4 + 1 + 8; /* vector, key offset, attrs... */
+    /* lists: code + slot id + the entry's distance term (vec_list.term) */
+    double bpv = (double)(s.code_bytes + 8 * s.live) / (double)s.live;
+    /* plus the exact vector, key offset, agent, time, list, position, tombstone per slot */
+    double ibpv = bpv + 4.0 * dim + 8 + 4 + 8 + 4 + 4 + 1;
     if (o->json)
         printf("{\"engine\":\"weir\",\"version\":\"%s\",\"event\":\"build\",\"n\":%zu,"
                "\"dim\":%u,\"nlist\":%u,\"m\":%u,\"nbits\":%u,\"refine\":%u,\"train_s\":%.3f,"

@@ -1056,8 +1056,7 @@ static wr_status load_quant(vec_index *ix, const vf_view *v)
     memcpy(q->codebook, v->body + cbytes, qbytes);
     vec_norms(ix->kern, q->centroids, q->nlist, q->dim, q->cnorm);
     ix->q = q; /* from here vec_close frees it */
-    /* the derived tables, as after a training: searches then compute exactly as before */
-    return vec_quant_prepare(ix->kern, q);
+    return WR_OK;
 }
 
 /* Copies partition @pi from its checked views into the index. */
@@ -1111,13 +1110,15 @@ static wr_status load_part(vec_index *ix, uint32_t pi, const vf_view v[4], char 
             continue;
         l->slots = wr_malloc((size_t)cap * sizeof(uint32_t));
         l->codes = wr_calloc((size_t)list_bytes(q->nbits, q->m, cap), 1);
-        if (!l->slots || !l->codes)
+        l->term = wr_malloc((size_t)cap * sizeof(float));
+        if (!l->slots || !l->codes || !l->term)
             return wr_err(WR_ERR_NOMEM, "vector index %s: no memory for list %u of %u entries",
                           v[VF_LIST].path, i, cap);
         l->cap = cap;
         l->n = ln;
         memcpy(l->slots, at, 4ull * ln);
         memcpy(l->codes, at + 4ull * ln, cb);
+        vec_list_terms(ix->kern, q, l, i); /* derived from the codes, as when they were added */
         for (uint32_t j = 0; j < ln; j++) {
             uint32_t s = l->slots[j];
             p->list[s] = i;

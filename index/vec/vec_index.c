@@ -401,8 +401,8 @@ wr_status vec_part_encode(vec_index *ix, vec_part *p, vec_lists *ls, uint32_t fr
         for (uint32_t i = 0; i < cnt; i++) {
             uint32_t slot = b + i, pos;
             esum += (double)err[i];
-            if ((st = vec_list_add(q, &ls->l[list[i]], slot, codes + (size_t)i * q->m, &pos)) !=
-                WR_OK)
+            if ((st = vec_list_add(ix->kern, q, &ls->l[list[i]], list[i], slot,
+                                   codes + (size_t)i * q->m, &pos)) != WR_OK)
                 goto out;
             if (p->lists == ls) { /* encoding into the lists in use: keep the slot's place */
                 p->list[slot] = list[i];
@@ -564,7 +564,8 @@ static wr_status upsert_locked(vec_index *ix, uint32_t part, size_t n, const cha
         WR_TRY(vec_map_put(&ix->kmap, vec_slot_key(ix, p, slot), (uint64_t)part << 32 | slot));
         if (p->lists && q == p->lists->q) {
             uint32_t pos;
-            WR_TRY(vec_list_add(q, &p->lists->l[lists[i]], slot, codes + i * q->m, &pos));
+            WR_TRY(vec_list_add(ix->kern, q, &p->lists->l[lists[i]], lists[i], slot,
+                                codes + i * q->m, &pos));
             p->list[slot] = lists[i];
             p->pos[slot] = pos;
             ix->added_since_train++;

@@ -24,7 +24,6 @@
 #define VEC_MAX_CHUNKS  65536u /* 2^30 slots per partition */
 #define VEC_NO_LIST     UINT32_MAX
 #define VEC_MAX_K       4096u
-#define VEC_PTAB_MAX    (256u << 20) /* precomputed L2 tables up to this many bytes */
 #define VEC_MAX_DIM     65536u
 #define VEC_MAX_M       4096u /* sub-quantizers (4-bit: 256, so 16-bit sums cannot overflow) */
 
@@ -36,9 +35,6 @@ typedef struct vec_quant {
     float *centroids; /* owned: nlist * dim */
     float *cnorm;     /* owned: nlist, ||c||^2 */
     float *codebook;  /* owned: m * ksub * dsub */
-    float *ptab;      /* owned, L2 only (else NULL; also NULL when over VEC_PTAB_MAX bytes):
-                         ptab[(l * m + j) * ksub + c] = ||b||^2 + 2 <c_l,j , b> for codebook
-                         entry b = cb[j][c] and sub-vector j of centroid l (vec_quant_prepare) */
     uint64_t trained_on;
     double trained_err;       /* mean coarse error on the training sample */
     double trained_imbalance; /* of the training sample's assignment */
@@ -50,6 +46,8 @@ typedef struct vec_list {
     uint32_t n, cap, dead;
     uint32_t *slots; /* owned */
     uint8_t *codes;  /* owned */
+    float *term;     /* owned: per entry, L2 only (0 otherwise): ||r||^2 + 2 <c, r> of the
+                        encoded residual r and the list's centroid c (vec_quant_term) */
 } vec_list;
 
 typedef struct vec_lists {
@@ -203,14 +201,18 @@ wr_status vec_quant_encode(const vk_ops *kern, const vec_quant *q, const float *
                            uint32_t threads, uint32_t *list_out, uint8_t *codes_out,
                            float *err_out);
 size_t vec_quant_code_bytes(const vec_quant *q); /* bytes per vector in a list */
-/* Derived tables of a trained or loaded quantizer (ptab); call once before it is shared. */
-wr_status vec_quant_prepare(const vk_ops *kern, vec_quant *q);
+/* The query-independent part of an L2 distance to a code of list li: with r the encoded
+ * residual (the sum of the code's codebook entries), ||q - c - r||^2 = ||q - c||^2 +
+ * (||r||^2 + 2 <c, r>) - 2 <q, r>; this returns the middle term (0 for inner product). */
+float vec_quant_term(const vk_ops *kern, const vec_quant *q, uint32_t li, const uint8_t *code);
 
 /* ---- vec_list.c */
 vec_lists *vec_lists_create(vec_quant *q); /* takes a new reference */
 void vec_lists_destroy(vec_lists *ls);
-wr_status vec_list_add(const vec_quant *q, vec_list *l, uint32_t slot, const uint8_t *code,
-                       uint32_t *pos_out);
+wr_status vec_list_add(const vk_ops *kern, const vec_quant *q, vec_list *l, uint32_t li,
+                       uint32_t slot, const uint8_t *code, uint32_t *pos_out);
+/* Computes term[] of every entry of list li (after a load). */
+void vec_list_terms(const vk_ops *kern, const vec_quant *q, vec_list *l, uint32_t li);
 void vec_list_code(const vec_quant *q, const vec_list *l, uint32_t pos, uint8_t *code_out);
 /* Removes dead entries (dead[slot] != 0) and rewrites pos[] of the survivors. */
 wr_status vec_list_compact(const vec_quant *q, vec_list *l, const uint8_t *dead, uint32_t *pos);

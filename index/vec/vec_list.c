@@ -34,6 +34,7 @@ void vec_lists_destroy(vec_lists *ls)
     for (uint32_t i = 0; i < ls->q->nlist; i++) {
         wr_free(ls->l[i].slots);
         wr_free(ls->l[i].codes);
+        wr_free(ls->l[i].term);
     }
     wr_free(ls->l);
     vec_quant_unref(ls->q);
@@ -51,6 +52,10 @@ static wr_status list_grow(const vec_quant *q, vec_list *l, uint32_t want)
     if (!slots)
         return wr_err(WR_ERR_NOMEM, "vector index: no memory to grow a list to %u", cap);
     l->slots = slots;
+    float *term = wr_realloc(l->term, (size_t)cap * sizeof(float));
+    if (!term)
+        return wr_err(WR_ERR_NOMEM, "vector index: no memory to grow a list to %u", cap);
+    l->term = term;
     size_t old = l->codes ? list_code_bytes(q, l->cap) : 0, now = list_code_bytes(q, cap);
     uint8_t *codes = wr_realloc(l->codes, now);
     if (!codes)
@@ -90,16 +95,26 @@ void vec_list_code(const vec_quant *q, const vec_list *l, uint32_t pos, uint8_t 
         code_out[j] = vk_code4(blk, pos % VK_BLOCK, j);
 }
 
-wr_status vec_list_add(const vec_quant *q, vec_list *l, uint32_t slot, const uint8_t *code,
-                       uint32_t *pos_out)
+wr_status vec_list_add(const vk_ops *kern, const vec_quant *q, vec_list *l, uint32_t li,
+                       uint32_t slot, const uint8_t *code, uint32_t *pos_out)
 {
     if (l->n == UINT32_MAX - VK_BLOCK)
         return wr_err(WR_ERR_FULL, "vector index: a list is full");
     WR_TRY(list_grow(q, l, l->n + 1));
     list_put(q, l, l->n, code);
     l->slots[l->n] = slot;
+    l->term[l->n] = vec_quant_term(kern, q, li, code);
     *pos_out = l->n++;
     return WR_OK;
+}
+
+void vec_list_terms(const vk_ops *kern, const vec_quant *q, vec_list *l, uint32_t li)
+{
+    uint8_t code[VEC_MAX_M];
+    for (uint32_t i = 0; i < l->n; i++) {
+        vec_list_code(q, l, i, code);
+        l->term[i] = vec_quant_term(kern, q, li, code);
+    }
 }
 
 wr_status vec_list_compact(const vec_quant *q, vec_list *l, const uint8_t *dead, uint32_t *pos)
@@ -116,6 +131,7 @@ wr_status vec_list_compact(const vec_quant *q, vec_list *l, const uint8_t *dead,
             vec_list_code(q, l, r, code);
             list_put(q, l, w, code);
             l->slots[w] = s;
+            l->term[w] = l->term[r];
         }
         pos[s] = w++;
     }

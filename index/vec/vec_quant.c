@@ -27,7 +27,6 @@ void vec_quant_unref(vec_quant *q)
     wr_free(q->centroids);
     wr_free(q->cnorm);
     wr_free(q->codebook);
-    wr_free(q->ptab);
     wr_free(q);
 }
 
@@ -36,36 +35,34 @@ size_t vec_quant_code_bytes(const vec_quant *q)
     return q->nbits == 8 ? q->m : (size_t)q->m / 2;
 }
 
-/* With residual encoding, ||q - c - r||^2 = ||q - c||^2 + (||r||^2 + 2 <c, r>) - 2 <q, r>, and
- * each term splits over the sub-quantizers. The middle one depends only on the list and the
- * code, so it is tabulated once here (Jegou et al.'s precomputed tables, as in Faiss); a
- * search then builds each list's table with m * ksub additions instead of m * ksub * dsub
- * multiply-adds. */
-wr_status vec_quant_prepare(const vk_ops *kern, vec_quant *q)
+/* With residual encoding, ||q - c - r||^2 = ||q - c||^2 + (||r||^2 + 2 <c, r>) - 2 <q, r>. The
+ * middle term depends only on the stored code and its list, so it is computed once when the
+ * vector is added and kept beside the code (4 bytes); a search then needs one table per query
+ * (-2 <q, b> for every codebook entry b) for all lists, and adds ||q - c||^2 per list. */
+float vec_quant_term(const vk_ops *kern, const vec_quant *q, uint32_t li, const uint8_t *code)
 {
-    if (q->metric != VEC_L2 || q->ptab)
-        return WR_OK;
-    size_t per_list = (size_t)q->m * q->ksub;
-    if ((uint64_t)q->nlist * per_list * sizeof(float) > VEC_PTAB_MAX)
-        return WR_OK; /* searches build each list's table from the residual instead */
-    float *norms = wr_malloc(per_list * sizeof(float));
-    float *t = wr_malloc((size_t)q->nlist * per_list * sizeof(float));
-    if (!norms || !t) {
-        wr_free(norms);
-        wr_free(t);
-        return wr_err(WR_ERR_NOMEM, "vector index: no memory for the %u-list distance tables",
-                      q->nlist);
+    if (q->metric != VEC_L2)
+        return 0;
+    float r[256], acc = 0;
+    const float *c = q->centroids + (size_t)li * q->dim;
+    for (uint32_t j0 = 0; j0 < q->m;) { /* in pieces of at most 256 floats */
+        uint32_t j1 = j0, len = 0;
+        while (j1 < q->m && len + q->dsub <= 256) {
+            memcpy(r + len, q->codebook + ((size_t)j1 * q->ksub + code[j1]) * q->dsub,
+                   q->dsub * sizeof(float));
+            len += q->dsub;
+            j1++;
+        }
+        if (len == 0) { /* dsub > 256: one sub-vector in place */
+            const float *b = q->codebook + ((size_t)j0 * q->ksub + code[j0]) * q->dsub;
+            acc += kern->ip(b, b, q->dsub) + 2 * kern->ip(c + (size_t)j0 * q->dsub, b, q->dsub);
+            j0++;
+            continue;
+        }
+        acc += kern->ip(r, r, len) + 2 * kern->ip(c + (size_t)j0 * q->dsub, r, len);
+        j0 = j1;
     }
-    vec_norms(kern, q->codebook, per_list, q->dsub, norms);
-    for (uint32_t l = 0; l < q->nlist; l++) {
-        float *tl = t + l * per_list;
-        kern->pq_lut_ip(q->centroids + (size_t)l * q->dim, q->codebook, q->m, q->ksub, q->dsub, tl);
-        for (size_t i = 0; i < per_list; i++)
-            tl[i] = norms[i] + 2 * tl[i];
-    }
-    wr_free(norms);
-    q->ptab = t;
-    return WR_OK;
+    return acc;
 }
 
 /* ---- PQ codebook training, one sub-quantizer per job */
@@ -209,8 +206,7 @@ wr_status vec_quant_train(const vk_ops *kern, const vec_options *o, uint32_t nli
         for (uint32_t t = 0; t < dim; t++)
             r[t] = xi[t] - c[t];
     }
-    if ((st = pq_train(kern, q, res, npq, threads, iters, ko.seed + 1)) != WR_OK ||
-        (st = vec_quant_prepare(kern, q)) != WR_OK)
+    if ((st = pq_train(kern, q, res, npq, threads, iters, ko.seed + 1)) != WR_OK)
         goto fail;
     wr_free(res);
     wr_free(idx);

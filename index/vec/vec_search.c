@@ -2,16 +2,15 @@
  * re-ranking with exact vectors, filters inside the scan, partition fan-out.
  *
  * IVF-PQ: the query's distance to every coarse centroid picks the nprobe closest lists (for
- * inner product: the largest <q, c>). For each probed list, one lookup table of m x ksub
- * sub-distances turns every code in the list into a distance by m lookups (the scan kernels).
- * For L2 the table is the list's precomputed part (||b||^2 + 2 <c, b>, vec_quant_prepare)
- * plus the query's part (-2 <q, b>, once per query), and the list's bias is ||q - c||^2; when
- * the precomputed tables would be too big, it is built from the residual q - c instead. For
- * inner product the table is -<q, b> (once per query) and the bias -<q, c>. Tables are made
- * once per list and used for that list in every partition, since the quantizers are shared.
- * For 4-bit codes the table is quantized to bytes (per-sub-quantizer offset, one shared
- * scale) so the scan runs on 16-bit integers with the tables in registers; the distance is
- * recovered as offset + sum / scale.
+ * inner product: the largest <q, c>). One lookup table per query, m x ksub entries, turns
+ * every code of every probed list into a distance by m lookups (the scan kernels): with
+ * residual encoding ||q - c - r||^2 = ||q - c||^2 + (||r||^2 + 2 <c, r>) - 2 <q, r>, the table
+ * holds -2 <q, b> for every codebook entry b, the list adds ||q - c||^2, and each entry adds
+ * its own ||r||^2 + 2 <c, r>, computed when it was added (vec_list.term). For inner product
+ * the table holds -<q, b> and the list adds -<q, c>. No per-list table is built, which is
+ * what makes many short lists cheap. For 4-bit codes the table is quantized to bytes once
+ * (per-sub-quantizer offset, one shared scale) so the scan runs on 16-bit integers with the
+ * tables in registers; the sum comes back as offset + sum * scale.
  *
  * A candidate enters the result heap only if it beats the heap's worst and its slot is alive
  * and passes the filter -- so a filtered search still fills k results from matching vectors.
@@ -28,11 +27,9 @@
 typedef struct scratch {
     size_t dim_cap, nlist_cap, lut_cap, heap_cap;
     float *q;        /* prepared query */
-    float *r;        /* residual */
     float *cd;       /* coarse distances */
     uint32_t *order; /* lists by coarse distance */
     float *lut;      /* m * ksub */
-    float *lutip;    /* inner product: the query's table, once per query */
     uint8_t *lut8;   /* m * 16 */
     float *dbuf;     /* SCAN_PIECE */
     uint16_t *d16;   /* SCAN_PIECE */
@@ -49,11 +46,9 @@ static void scratch_free(void *p)
     if (!s)
         return;
     wr_free(s->q);
-    wr_free(s->r);
     wr_free(s->cd);
     wr_free(s->order);
     wr_free(s->lut);
-    wr_free(s->lutip);
     wr_free(s->lut8);
     wr_free(s->dbuf);
     wr_free(s->d16);
@@ -88,7 +83,6 @@ static scratch *scratch_get(size_t dim, size_t nlist, size_t lut, size_t heap)
     }
     if (dim > s->dim_cap) {
         ENSURE(s->q, dim);
-        ENSURE(s->r, dim);
         s->dim_cap = dim;
     }
     if (nlist > s->nlist_cap) {
@@ -98,7 +92,6 @@ static scratch *scratch_get(size_t dim, size_t nlist, size_t lut, size_t heap)
     }
     if (lut > s->lut_cap) {
         ENSURE(s->lut, lut);
-        ENSURE(s->lutip, lut);
         ENSURE(s->lut8, lut);
         s->lut_cap = lut;
     }
@@ -276,6 +269,38 @@ static void select_lists(uint32_t *order, const float *cd, uint32_t lo, uint32_t
     sort_lists(order, cd, lo, hi);
 }
 
+/* The @want (<= 64) smallest of cd[0..n) in order[0..want), sorted, in one pass: each list is
+ * compared with the current want-th best and most go no further (cheaper than a quickselect
+ * for the usual small nprobe). */
+static void pick_few(uint32_t *order, const float *cd, uint32_t n, uint32_t want)
+{
+    uint32_t have = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        float d = cd[i];
+        if (have == want && d >= cd[order[want - 1]])
+            continue;
+        uint32_t j = have < want ? have++ : want - 1;
+        while (j > 0 && cd[order[j - 1]] > d) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+}
+
+/* After pick_few: fills order[want..n) with the lists not picked (any order). */
+static void rest_after(uint32_t *order, uint32_t n, uint32_t want)
+{
+    uint32_t w = want;
+    for (uint32_t i = 0; i < n; i++) {
+        bool taken = false;
+        for (uint32_t j = 0; j < want && !taken; j++)
+            taken = order[j] == i;
+        if (!taken)
+            order[w++] = i;
+    }
+}
+
 /* Quantizes a float table (m x 16, smaller is better) to bytes; returns the scale and the sum
  * of the per-sub-quantizer offsets. */
 static float lut_quantize(const float *lut, uint32_t m, uint8_t *lut8, float *base_out)
@@ -304,7 +329,9 @@ static float lut_quantize(const float *lut, uint32_t m, uint8_t *lut8, float *ba
     return a > 0 ? 1.0f / a : 0;
 }
 
-/* Scans list li of every partition with the prepared table. */
+/* Scans list li of every partition with the query's table: the distance of entry i is
+ * bias + term[i] + the sum of its code's table entries (the 4-bit sum comes back as 16-bit
+ * integers: lbase + sum * lscale). */
 static void scan_list(const vec_index *ix, const vec_quant *qu, uint32_t li, float bias,
                       const float *lut, const uint8_t *lut8, float lbase, float lscale, scratch *s,
                       heap *h, const filt *f)
@@ -314,50 +341,32 @@ static void scan_list(const vec_index *ix, const vec_quant *qu, uint32_t li, flo
         const vec_list *l = &p->lists->l[li];
         for (uint32_t base = 0; base < l->n; base += SCAN_PIECE) {
             uint32_t n = l->n - base < SCAN_PIECE ? l->n - base : SCAN_PIECE;
+            const float *term = l->term + base;
             if (qu->nbits == 8) {
                 ix->kern->pq_scan8(l->codes + (size_t)base * qu->m, n, qu->m, lut, s->dbuf);
-                for (uint32_t i = 0; i < n; i++) {
-                    float d = bias + s->dbuf[i];
-                    if (d < heap_worst(h)) {
-                        uint32_t slot = l->slots[base + i];
-                        if (slot_ok(ix, p, pi, slot, f))
-                            heap_push(h, d, (uint64_t)pi << 32 | slot);
-                    }
-                }
             } else {
                 size_t nb = (n + VK_BLOCK - 1) / VK_BLOCK;
                 ix->kern->pq_scan4(l->codes + (size_t)(base / VK_BLOCK) * qu->m * 16, nb, qu->m,
                                    lut8, s->d16);
-                float b = bias + lbase;
-                for (uint32_t i = 0; i < n; i++) {
-                    float d = b + (float)s->d16[i] * lscale;
-                    if (d < heap_worst(h)) {
-                        uint32_t slot = l->slots[base + i];
-                        if (slot_ok(ix, p, pi, slot, f))
-                            heap_push(h, d, (uint64_t)pi << 32 | slot);
-                    }
+                for (uint32_t i = 0; i < n; i++)
+                    s->dbuf[i] = lbase + (float)s->d16[i] * lscale;
+            }
+            for (uint32_t i = 0; i < n; i++) {
+                float d = bias + term[i] + s->dbuf[i];
+                if (d < heap_worst(h)) {
+                    uint32_t slot = l->slots[base + i];
+                    if (slot_ok(ix, p, pi, slot, f))
+                        heap_push(h, d, (uint64_t)pi << 32 | slot);
                 }
             }
         }
     }
 }
 
-/* out = a + b over n floats (a list's table: its precomputed part plus the query's part).
- * restrict and the 8-wide body let the compiler vectorize it at -O2. */
-static void lut_add(float *restrict out, const float *restrict a, const float *restrict b, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t j = 0; j < 8; j++)
-            out[i + j] = a[i + j] + b[i + j];
-    for (; i < n; i++)
-        out[i] = a[i] + b[i];
-}
-
 static void lut_scale(float *restrict v, float f, size_t n)
 {
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
+    for (; i + 8 <= n; i += 8) /* 8-wide body: vectorized at -O2 */
         for (size_t j = 0; j < 8; j++)
             v[i + j] *= f;
     for (; i < n; i++)
@@ -370,56 +379,45 @@ static void search_ivf(const vec_index *ix, const float *q, uint32_t nprobe, uin
     const vec_quant *qu = ix->q;
     uint32_t nlist = qu->nlist, dim = qu->dim, m = qu->m, ksub = qu->ksub;
     vec_metric met = qu->metric;
+    /* one table for every list: -2 <q, b> (L2) or -<q, b> (inner product) */
+    ix->kern->pq_lut_ip(q, qu->codebook, m, ksub, qu->dsub, s->lut);
+    lut_scale(s->lut, met == VEC_L2 ? -2.0f : -1.0f, (size_t)m * ksub);
+    float lbase = 0, lscale = 0;
+    if (qu->nbits == 4)
+        lscale = lut_quantize(s->lut, m, s->lut8, &lbase);
     if (met == VEC_L2) {
         ix->kern->l2sq_n(q, qu->centroids, nlist, dim, s->cd);
-        if (qu->ptab) { /* the query's part of the tables: -2 <q_j, b> */
-            ix->kern->pq_lut_ip(q, qu->codebook, m, ksub, qu->dsub, s->lutip);
-            lut_scale(s->lutip, -2.0f, (size_t)m * ksub);
-        }
     } else {
         ix->kern->ip_n(q, qu->centroids, nlist, dim, s->cd);
         for (uint32_t j = 0; j < nlist; j++)
             s->cd[j] = -s->cd[j];
-        ix->kern->pq_lut_ip(q, qu->codebook, m, ksub, qu->dsub, s->lutip);
-        lut_scale(s->lutip, -1.0f, (size_t)m * ksub); /* smaller is better */
     }
-    for (uint32_t j = 0; j < nlist; j++)
-        s->order[j] = j;
     if (nprobe > nlist)
         nprobe = nlist;
-    select_lists(s->order, s->cd, 0, nlist, nprobe);
-    sort_lists(s->order, s->cd, 0, nprobe);
+    if (nprobe <= 64) {
+        pick_few(s->order, s->cd, nlist, nprobe);
+    } else {
+        for (uint32_t j = 0; j < nlist; j++)
+            s->order[j] = j;
+        select_lists(s->order, s->cd, 0, nlist, nprobe);
+        sort_lists(s->order, s->cd, 0, nprobe);
+    }
     uint32_t done = 0, upto = nprobe;
     for (;;) {
         for (; done < upto; done++) {
             uint32_t li = s->order[done];
-            const float *lut;
-            float bias;
-            if (met == VEC_L2 && qu->ptab) {
-                lut_add(s->lut, qu->ptab + (size_t)li * m * ksub, s->lutip, (size_t)m * ksub);
-                lut = s->lut;
-                bias = s->cd[li]; /* ||q - c||^2 */
-            } else if (met == VEC_L2) {
-                const float *c = qu->centroids + (size_t)li * dim;
-                for (uint32_t t = 0; t < dim; t++)
-                    s->r[t] = q[t] - c[t];
-                ix->kern->pq_lut_l2(s->r, qu->codebook, m, ksub, qu->dsub, s->lut);
-                lut = s->lut;
-                bias = 0;
-            } else {
-                lut = s->lutip;
-                bias = s->cd[li] + (met == VEC_COSINE ? 1.0f : 0.0f); /* -<q,c> (+1) */
-            }
-            float lbase = 0, lscale = 0;
-            if (qu->nbits == 4)
-                lscale = lut_quantize(lut, m, s->lut8, &lbase);
-            scan_list(ix, qu, li, bias, lut, s->lut8, lbase, lscale, s, h, f);
+            /* L2: ||q - c||^2; inner product: -<q, c>; cosine: 1 - <q, c> */
+            float bias = s->cd[li] + (met == VEC_COSINE ? 1.0f : 0.0f);
+            scan_list(ix, qu, li, bias, s->lut, s->lut8, lbase, lscale, s, h, f);
         }
         /* fewer than needed: probe further lists, closest first */
         if (h->n >= need || done >= nlist)
             break;
-        if (upto == nprobe)
-            sort_lists(s->order, s->cd, nprobe, nlist); /* once, lazily */
+        if (upto == nprobe) { /* once, lazily: the other lists, closest first */
+            if (nprobe <= 64)
+                rest_after(s->order, nlist, nprobe);
+            sort_lists(s->order, s->cd, nprobe, nlist);
+        }
         upto = upto * 2 > nlist ? nlist : upto * 2;
     }
 }
