@@ -8,8 +8,7 @@
  * (coarse k-means + PQ codebooks), add_s the insertion plus the encoding of every vector --
  * the same split as Faiss's train() and add(). bytes_per_vector counts what the lists hold
  * (PQ code + 4-byte slot id + 4-byte distance term); index_bytes_per_vector adds the exact
- * vector and per-slot
- * metadata weir always keeps (for re-ranking, exact search and retraining).
+ * vector and per-slot metadata weir always keeps (for re-ranking, exact search, retraining).
  *
  * Search: for each thread count and nprobe, the query set is searched as one batch
  * (vec_search_batch, split over the threads) --runs times after one untimed warm-up pass;
