@@ -12,7 +12,7 @@
 # scratch directory under --dir (default /tmp), removed at the end. Each engine builds
 # IVF{nlist},PQ{m} with nbits 8 (Faiss: PQ{m}), 4 (Faiss: fast-scan PQ{m}x4fs), re-rank factor
 # --refine (default 0 = none), then searches k=10 at nprobe 1..64 with 1 and 2 threads, the
-# whole query set per call (--single: Faiss also one query per call), --runs timed calls
+# whole query set per call (--single: also one query per call), --runs timed calls
 # (default 3) after a warm-up. For each Faiss point (recall r, QPS f) the table gives the best
 # weir QPS among weir points of the same thread count with recall >= r, and weir / Faiss.
 # Missing peers are installed with apt-get (python3-faiss libopenblas0-openmp python3-numpy
@@ -33,6 +33,10 @@ REFINE=0
 SINGLE=0
 while [ $# -gt 0 ]; do
     case "$1" in
+    --runs | --dir | --sets | --nbits | --nlist | --m | --refine)
+        [ $# -ge 2 ] || { echo "vec-peers.sh: $1 needs a value (see --help)" >&2; exit 2; } ;;
+    esac
+    case "$1" in
     --quick) QUICK=1 ;;
     --runs) RUNS=$2; shift ;;
     --dir) PARENT=$2; shift ;;
@@ -50,11 +54,18 @@ while [ $# -gt 0 ]; do
 done
 say() { echo "vec-peers.sh: $*" >&2; }
 isnum() { [[ $1 =~ ^[0-9]+$ ]]; }
-for v in RUNS NLIST M REFINE; do
-    isnum "${!v}" || { say "--${v,,} '${!v}': expected a non-negative integer"; exit 2; }
+for v in RUNS NLIST M; do
+    if ! isnum "${!v}" || [ "${!v}" -lt 1 ]; then
+        say "--${v,,} '${!v}': expected a positive integer"
+        exit 2
+    fi
 done
+isnum "$REFINE" || { say "--refine '$REFINE': expected 0 (none) or a factor >= 1"; exit 2; }
 for s in ${SETS//,/ }; do
-    case "$s" in easy | hard | d384) ;; *) say "--sets: unknown set '$s' (easy, hard, d384)"; exit 2 ;; esac
+    case "$s" in
+    easy | hard | d384) ;;
+    *) say "--sets: unknown set '$s' (easy, hard, d384)"; exit 2 ;;
+    esac
 done
 for b in ${NBITS//,/ }; do
     case "$b" in 4 | 8) ;; *) say "--nbits: '$b' is not 4 or 8"; exit 2 ;; esac
@@ -103,13 +114,14 @@ elif [ -x "$WEIR" ] && "$WEIR" bench vec-gen --help >/dev/null 2>&1; then
 else
     say "weir bench vec-gen not available ($WEIR): compiling bench/wb_vecgen.c"
     printf '%s\n' 'int wb_vecgen_main(int argc, char **argv);' \
-        'int main(int argc, char **argv) { argv[0] = "vec-gen"; return wb_vecgen_main(argc, argv); }' \
-        >"$SCRATCH/vecgen_main.c"
+        'int main(int argc, char **argv)' \
+        '{ argv[0] = "vec-gen"; return wb_vecgen_main(argc, argv); }' >"$SCRATCH/vecgen_main.c"
     if ! cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/bench" -I"$ROOT/bench/include" \
         -I"$ROOT/common/include" -o "$SCRATCH/vecgen" "$SCRATCH/vecgen_main.c" \
         "$ROOT/bench/wb_vecgen.c" "$ROOT/bench/wb_util.c" "$BUILD/common/libwr.a" \
         -lxxhash -luring -lpthread -lm; then
-        say "cannot build the generator (needs $BUILD/common/libwr.a: meson setup build && ninja -C build)"
+        say "cannot build the generator (needs $BUILD/common/libwr.a:" \
+            "meson setup build && ninja -C build)"
         exit 1
     fi
     GEN=("$SCRATCH/vecgen")
@@ -122,7 +134,8 @@ WEIR_V=$("$WEIR" --version 2>/dev/null | head -1 || true)
 FAISS_V=$("$PY" -c 'import faiss; print(faiss.__version__)')
 say "weir: ${WEIR_V:-not built} ($WEIR); faiss $FAISS_V (Debian python3-faiss, generic build:" \
     "no AVX2 kernels); generator: ${GEN[*]}"
-[ "$HAVE_WEIR" = 1 ] || say "weir bench vec: not available ($WEIR bench vec --help failed): Faiss only"
+[ "$HAVE_WEIR" = 1 ] ||
+    say "weir bench vec: not available ($WEIR bench vec --help failed): Faiss only"
 
 GEN_SIZE=()
 [ "$QUICK" = 1 ] && GEN_SIZE=(--n 100000 --queries 200)
@@ -163,7 +176,8 @@ def usable(x):
     return all(isinstance(x.get(k), (int, float)) for k in ("threads", "nprobe", "recall", "qps"))
 
 fs = [x for x in pick(F, "search") if usable(x)]
-ws = [x for x in pick(W, "search") if usable(x) and x.get("mode", "batch") == "batch"]
+wall = [x for x in pick(W, "search") if usable(x)]
+ws = [x for x in wall if x.get("mode", "batch") == "batch"]
 scan4 = pick(W, "scan4")
 
 print()
@@ -197,14 +211,14 @@ print()
 print("recall@10 vs QPS (median of runs; min..max; * = spread > 30%)")
 print("%-6s %-6s %7s %6s %8s %12s %21s" % ("engine", "mode", "threads", "nprobe", "recall",
                                            "QPS", "min..max"))
-for eng, pts in (("faiss", fs), ("weir", ws)):
+for eng, pts in (("faiss", fs), ("weir", wall)):
     for x in sorted(pts, key=lambda x: (x.get("mode", "batch"), x["threads"], x["nprobe"])):
         lo, hi = x.get("qps_min", x["qps"]), x.get("qps_max", x["qps"])
         star = "*" if x.get("noisy") or (x["qps"] > 0 and (hi - lo) / x["qps"] > 0.30) else ""
         print("%-6s %-6s %7d %6d %8.4f %12.0f %21s" % (
             eng, x.get("mode", "batch"), x["threads"], x["nprobe"], x["recall"], x["qps"],
             "%.0f..%.0f%s" % (lo, hi, star)))
-if not ws:
+if not wall:
     print("weir   weir bench vec: not available" if not have_weir else
           "weir   (no search lines)")
 
@@ -267,7 +281,7 @@ for set in ${SETS//,/ }; do
             say "weir: $set nbits=$nb refine=$REFINE runs=$RUNS"
             timeout $ENGINE_LIMIT "$WEIR" bench vec "${DATA[@]}" --nlist "$NLIST" --m "$M" \
                 --nbits "$nb" --nprobe "$NPROBE" --refine "$REFINE" --k "$K" \
-                --threads "$THREADS" --runs "$RUNS" --json >"$WJ" ||
+                --threads "$THREADS" --runs "$RUNS" "${SINGLE_ARG[@]}" --json >"$WJ" ||
                 say "weir bench vec failed for $set nbits=$nb (exit $?)"
         else
             say "weir bench vec: not available"
@@ -283,8 +297,12 @@ for set in ${SETS//,/ }; do
 done
 
 echo
+SIZES=
+[ "$QUICK" = 1 ] && SIZES=", --quick sizes"
 echo "weir ${WEIR_V:-(not built)} | Faiss $FAISS_V (Debian python3-faiss, generic build without" \
     "AVX2 kernels, OpenBLAS OpenMP) | nlist $NLIST, m $M, refine $REFINE, k $K," \
-    "nprobe $NPROBE, threads $THREADS, medians of $RUNS runs$([ "$QUICK" = 1 ] && echo ', --quick sizes')"
+    "nprobe $NPROBE, threads $THREADS, medians of $RUNS runs$SIZES"
+echo "Faiss bytes/vec = len(faiss.serialize_index) / n: codes + 8-byte ids + centroids +" \
+    "codebooks (+ the float vectors with refine); Faiss trains PQ with 25 k-means iterations."
 [ "$HAVE_WEIR" = 1 ] || echo "weir bench vec: not available"
 for s in "${summary[@]}"; do echo "$s"; done

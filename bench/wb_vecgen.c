@@ -74,9 +74,6 @@
 #include "wb_util.h"
 #include "wr.h"
 
-/* Declared here until bench/include/wb.h gains it (the `weir bench vec-gen` subcommand). */
-int wb_vecgen_main(int argc, char **argv);
-
 #define VG_FAMILY       "vec-gen"
 #define VG_PANEL        16 /* base rows per transposed panel (the kernel's width) */
 #define VG_QGROUP       4  /* queries per kernel call */

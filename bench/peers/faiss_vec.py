@@ -190,6 +190,9 @@ def main():
         fail("--m %d does not divide the dimension %d" % (a.m, d))
     if a.train_n < 0 or a.train_n > n:
         fail("--train-n %d: must be 1..%d (the base size)" % (a.train_n, n))
+    if (a.train_n or n) < a.nlist:
+        fail("%d training vectors are fewer than --nlist %d (Faiss's k-means needs at least one "
+             "per list)" % (a.train_n or n, a.nlist))
     if a.metric == "ip":
         say("note: --metric ip; --gt must then hold inner-product neighbours")
     say("faiss %s, base %d x %d, %d queries, gt k=%d" % (faiss.__version__, n, d, nq,
