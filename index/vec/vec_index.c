@@ -542,26 +542,39 @@ static wr_status check_key(const char *key)
 }
 
 /* Adds prepared vectors; lk held exclusively. codes/lists: pre-encoded with quant q (or NULL). */
+/* Adds prepared vectors; lk held exclusively. codes/lists: pre-encoded with quant q (or
+ * NULL). On failure (out of memory) *done_out vectors were applied; a vector whose list entry
+ * could not be added stays live, found by exact search, until the next training encodes it. */
 static wr_status upsert_locked(vec_index *ix, uint32_t part, size_t n, const char *const *keys,
                                const float *x, const vec_attr *attrs, const vec_quant *q,
-                               const uint32_t *lists, const uint8_t *codes, const float *err)
+                               const uint32_t *lists, const uint8_t *codes, const float *err,
+                               size_t *done_out)
 {
     vec_part *p = &ix->parts[part];
     uint32_t dim = ix->o.dim;
     for (size_t i = 0; i < n; i++) {
         uint32_t agent = 0, slot;
         int64_t time = 0;
+        *done_out = i;
         if (attrs) {
             WR_TRY(vec_agent_id(ix, attrs[i].agent, &agent));
             time = attrs[i].time;
         }
         WR_TRY(vec_part_append(ix, p, keys[i], x + i * dim, agent, time, &slot));
         uint64_t old;
-        if (vec_map_get(&ix->kmap, keys[i], &old)) {
-            slot_kill(ix, &ix->parts[old >> 32], (uint32_t)old);
+        bool replaced = vec_map_get(&ix->kmap, keys[i], &old);
+        wr_status st =
+            vec_map_put(&ix->kmap, vec_slot_key(ix, p, slot), (uint64_t)part << 32 | slot);
+        if (st != WR_OK) { /* the new slot is unreachable: retire it, keep the old one */
+            p->dead[slot] = 1;
+            p->live--;
+            ix->deleted++;
+            return st;
         }
+        if (replaced)
+            slot_kill(ix, &ix->parts[old >> 32], (uint32_t)old);
         ix->live++;
-        WR_TRY(vec_map_put(&ix->kmap, vec_slot_key(ix, p, slot), (uint64_t)part << 32 | slot));
+        *done_out = i + 1;
         if (p->lists && q == p->lists->q) {
             uint32_t pos;
             WR_TRY(vec_list_add(ix->kern, q, &p->lists->l[lists[i]], lists[i], slot,
@@ -577,6 +590,7 @@ static wr_status upsert_locked(vec_index *ix, uint32_t part, size_t n, const cha
             ix->added_err_sum += e;
         }
     }
+    *done_out = n;
     return WR_OK;
 }
 
@@ -618,7 +632,11 @@ wr_status vec_upsert_batch(vec_index *ix, uint32_t part, size_t n, const char *c
     }
     if (st == WR_OK) {
         pthread_rwlock_wrlock(&ix->lk);
-        st = upsert_locked(ix, part, n, keys, x, attrs, q, lists, codes, err);
+        size_t done = 0;
+        st = upsert_locked(ix, part, n, keys, x, attrs, q, lists, codes, err, &done);
+        if (st != WR_OK && n > 1)
+            st = wr_err(st, "%s (the first %zu of the batch's %zu vectors were applied)",
+                        wr_errmsg(), done, n);
         vec_train_maybe(ix);
         bool inline_due = !ix->o.background && vec_train_due(ix);
         pthread_rwlock_unlock(&ix->lk);

@@ -142,7 +142,10 @@ void vec_close(vec_index *ix);
  * move partitions. Cosine vectors are normalised; a zero vector is WR_ERR_INVAL. */
 WR_MUST_CHECK wr_status vec_upsert(vec_index *ix, uint32_t part, const char *key, const float *v,
                                    const vec_attr *attr);
-/* Inserts n vectors (v: n * dim floats; keys[i]; attrs NULL or n entries) in one lock hold. */
+/* Inserts n vectors (v: n * dim floats; keys[i]; attrs NULL or n entries) in one lock hold.
+ * Every key and vector is checked before anything is applied; only running out of memory
+ * while applying can leave a prefix of the batch applied (the error says so). The index is
+ * memory until vec_save: under the engine the log is its write-ahead log. */
 WR_MUST_CHECK wr_status vec_upsert_batch(vec_index *ix, uint32_t part, size_t n,
                                          const char *const *keys, const float *v,
                                          const vec_attr *attrs);
