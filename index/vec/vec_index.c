@@ -6,6 +6,7 @@
  * lock. Keys live in an append-only arena, so a search hit can hand out a key pointer that
  * stays valid until the index is closed. */
 #include <math.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "vec_int.h"
@@ -634,9 +635,12 @@ wr_status vec_upsert_batch(vec_index *ix, uint32_t part, size_t n, const char *c
         pthread_rwlock_wrlock(&ix->lk);
         size_t done = 0;
         st = upsert_locked(ix, part, n, keys, x, attrs, q, lists, codes, err, &done);
-        if (st != WR_OK && n > 1)
-            st = wr_err(st, "%s (the first %zu of the batch's %zu vectors were applied)",
-                        wr_errmsg(), done, n);
+        if (st != WR_OK && n > 1) {
+            char why[512]; /* wr_errmsg() is the buffer wr_err() writes to */
+            snprintf(why, sizeof why, "%s", wr_errmsg());
+            st = wr_err(st, "%s (the first %zu of the batch's %zu vectors were applied)", why,
+                        done, n);
+        }
         vec_train_maybe(ix);
         bool inline_due = !ix->o.background && vec_train_due(ix);
         pthread_rwlock_unlock(&ix->lk);
