@@ -635,12 +635,9 @@ wr_status vec_upsert_batch(vec_index *ix, uint32_t part, size_t n, const char *c
         pthread_rwlock_wrlock(&ix->lk);
         size_t done = 0;
         st = upsert_locked(ix, part, n, keys, x, attrs, q, lists, codes, err, &done);
-        if (st != WR_OK && n > 1) {
-            char why[512]; /* wr_errmsg() is the buffer wr_err() writes to */
-            snprintf(why, sizeof why, "%s", wr_errmsg());
-            st = wr_err(st, "%s (the first %zu of the batch's %zu vectors were applied)", why,
-                        done, n);
-        }
+        if (st != WR_OK && n > 1) /* wr_err formats before it overwrites wr_errmsg() */
+            st = wr_err(st, "%s (the first %zu of the batch's %zu vectors were applied)",
+                        wr_errmsg(), done, n);
         vec_train_maybe(ix);
         bool inline_due = !ix->o.background && vec_train_due(ix);
         pthread_rwlock_unlock(&ix->lk);
