@@ -329,6 +329,17 @@ static float lut_quantize(const float *lut, uint32_t m, uint8_t *lut8, float *ba
     return a > 0 ? 1.0f / a : 0;
 }
 
+/* d[i] += bias + term[i]; restrict and the 8-wide body let the compiler vectorize it. */
+static void add_terms(float *restrict d, const float *restrict term, float bias, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t j = 0; j < 8; j++)
+            d[i + j] += bias + term[i + j];
+    for (; i < n; i++)
+        d[i] += bias + term[i];
+}
+
 /* Scans list li of every partition with the query's table: the distance of entry i is
  * bias + term[i] + the sum of its code's table entries (the 4-bit sum comes back as 16-bit
  * integers: lbase + sum * lscale). */
@@ -351,12 +362,26 @@ static void scan_list(const vec_index *ix, const vec_quant *qu, uint32_t li, flo
                 for (uint32_t i = 0; i < n; i++)
                     s->dbuf[i] = lbase + (float)s->d16[i] * lscale;
             }
-            for (uint32_t i = 0; i < n; i++) {
-                float d = bias + term[i] + s->dbuf[i];
-                if (d < heap_worst(h)) {
-                    uint32_t slot = l->slots[base + i];
-                    if (slot_ok(ix, p, pi, slot, f))
-                        heap_push(h, d, (uint64_t)pi << 32 | slot);
+            /* distances first (vectorized), then a group of 8 is looked
+             * at only if its best beats the heap's worst -- which most groups do not */
+            float *d = s->dbuf;
+            add_terms(d, term, bias, n);
+            for (uint32_t g = 0; g < n; g += 8) {
+                uint32_t e = g + 8 < n ? g + 8 : n;
+                float best = d[g];
+                for (uint32_t i = g + 1; i < e; i++)
+                    best = d[i] < best ? d[i] : best;
+                if (!(best < heap_worst(h)))
+                    continue;
+                for (uint32_t i = g; i < e; i++) {
+                    if (d[i] < heap_worst(h)) {
+                        uint32_t slot = l->slots[base + i];
+                        /* a list without dead entries needs no look at the (cold) tombstones */
+                        if (l->dead == 0 && !f->any)
+                            heap_push(h, d[i], (uint64_t)pi << 32 | slot);
+                        else if (slot_ok(ix, p, pi, slot, f))
+                            heap_push(h, d[i], (uint64_t)pi << 32 | slot);
+                    }
                 }
             }
         }
@@ -472,9 +497,19 @@ wr_status vec_search_locked(vec_index *ix, const float *qin, const vec_query *o,
         search_exact(ix, s->q, s, &h, &f);
     else
         search_ivf(ix, s->q, nprobe ? nprobe : 1, k, s, &h, &f);
-    if (!exact && refine > 1)
+    if (!exact && refine > 1) {
+        /* the candidates' vectors are scattered over memory: ask for all of them first, so
+         * the misses overlap instead of following one another */
+        size_t vbytes = (size_t)dim * sizeof(float);
+        for (uint32_t i = 0; i < h.n; i++) {
+            const char *v =
+                (const char *)vec_slot_vec(&ix->parts[h.id[i] >> 32], dim, (uint32_t)h.id[i]);
+            for (size_t b = 0; b < vbytes; b += 64)
+                __builtin_prefetch(v + b);
+        }
         for (uint32_t i = 0; i < h.n; i++)
             h.d[i] = exact_dist(ix, s->q, h.id[i]);
+    }
     heap_sort(&h);
     uint32_t n = h.n < k ? h.n : k;
     for (uint32_t i = 0; i < n; i++) {
