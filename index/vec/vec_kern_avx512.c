@@ -17,8 +17,7 @@
  *                  asg_direct, 2 points x 4 centroids vectorised along d.
  *   pq_lut_*       one l2sq_n/ip_n per sub-quantizer (dsub = 4: dense path, 16 centroids/zmm op).
  *   pq_scan8       per vector, vgatherdps of 16 LUT entries at a time (vpmovzxbd of 16 code bytes
- *                  plus the sub-quantizer offsets), 16 vectors reduced by ax_tree16; or scalar
- *                  (VK_SCAN8_GATHER=0), see there.
+ *                  plus the sub-quantizer offsets), 16 vectors reduced by ax_tree16.
  *   pq_scan4       vpshufb lookups, 4 sub-quantizers per zmm, 16-bit accumulation (see
  *                  ax_pq_scan4 for the even/odd byte trick), vpermw puts the 32 sums in order.
  * SIMDe 0.7.4 (Debian 12) lacks the masked loads and stores, the 512-bit gathers and vpmovzxbd:
@@ -565,14 +564,9 @@ static void ax_pq_lut_ip(const float *q, const float *cb, size_t m, size_t ksub,
 
 /* ---------------------------------------------------------------- pq_scan8 */
 
-/* Two implementations; VK_SCAN8_GATHER picks. The gather one is the default; on Zen 3 the AVX2
- * gather (8 lanes) lost to the scalar one by 2x, and this variant has not been measured on
- * AVX-512 hardware yet: compare both (-DVK_SCAN8_GATHER=0) there before trusting the choice. */
-#ifndef VK_SCAN8_GATHER
-#define VK_SCAN8_GATHER 1
-#endif
-
-#if VK_SCAN8_GATHER
+/* 16-lane gathers. On Zen 3 the AVX2 gather (8 lanes) lost to scalar lookups by 2x, so the
+ * AVX2 variant is scalar (four codes, eight add chains); this one has not been measured on
+ * AVX-512 hardware yet (none was at hand): compare it with the AVX2 file's scalar scan there. */
 /* LUT entries of one code, 16 sub-quantizers per gather, summed lane-wise. */
 AX_INLINE simde__m512 ax_scan8_one(const uint8_t *code, size_t m, const float *lut)
 {
@@ -620,47 +614,6 @@ static void ax_pq_scan8(const uint8_t *codes, size_t n, size_t m, const float *l
 {
     ax_pq_scan8_gather(codes, n, m, lut, out);
 }
-#else
-/* Sum of one code's LUT entries in two chains (even and odd sub-quantizers), reading the code
- * bytes 8 at a time. */
-AX_INLINE void ax_scan8_two(const uint8_t *c0, const uint8_t *c1, size_t m, const float *lut,
-                            float *o0, float *o1)
-{
-    float s0 = 0.0f, t0 = 0.0f, s1 = 0.0f, t1 = 0.0f;
-    size_t j = 0;
-
-    for (; j + 8 <= m; j += 8) {
-        const float *l = lut + j * 256;
-        uint64_t w0, w1;
-        memcpy(&w0, c0 + j, 8);
-        memcpy(&w1, c1 + j, 8);
-        AX_UNROLL
-        for (unsigned b = 0; b < 8; b += 2) {
-            s0 += l[b * 256 + ((w0 >> (8 * b)) & 255)];
-            t0 += l[(b + 1) * 256 + ((w0 >> (8 * b + 8)) & 255)];
-            s1 += l[b * 256 + ((w1 >> (8 * b)) & 255)];
-            t1 += l[(b + 1) * 256 + ((w1 >> (8 * b + 8)) & 255)];
-        }
-    }
-    for (; j < m; j++) {
-        s0 += lut[j * 256 + c0[j]];
-        s1 += lut[j * 256 + c1[j]];
-    }
-    *o0 = s0 + t0;
-    *o1 = s1 + t1;
-}
-
-static void ax_pq_scan8(const uint8_t *codes, size_t n, size_t m, const float *lut, float *out)
-{
-    size_t i = 0;
-    float dummy;
-
-    for (; i + 2 <= n; i += 2)
-        ax_scan8_two(codes + i * m, codes + (i + 1) * m, m, lut, out + i, out + i + 1);
-    if (i < n)
-        ax_scan8_two(codes + i * m, codes + i * m, m, lut, out + i, &dummy);
-}
-#endif
 
 /* ---------------------------------------------------------------- pq_scan4 */
 
