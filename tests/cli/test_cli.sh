@@ -13,27 +13,9 @@ D=$TMP/data
 OUT=$TMP/out
 ERR=$TMP/err
 unset WEIR_DIR
-n=0
+# shellcheck source-path=SCRIPTDIR source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 
-ok() {
-    n=$((n + 1))
-    printf 'ok %d - %s\n' "$n" "$1"
-}
-fail() {
-    printf 'FAIL - %s\n' "$1" >&2
-    for f in "$OUT" "$ERR"; do
-        [ -s "$f" ] && head -n 20 "$f" | sed "s|^|  $(basename "$f"): |" >&2
-    done
-    exit 1
-}
-# expect RC CMD...: run CMD with stdout in $OUT and stderr in $ERR, fail unless it exits RC.
-expect() {
-    local want=$1 rc
-    shift
-    "$@" >"$OUT" 2>"$ERR"
-    rc=$?
-    [ "$rc" -eq "$want" ] || fail "exit status $rc, wanted $want: $*"
-}
 # expect_in RC INPUT CMD...: like expect, with INPUT on stdin.
 expect_in() {
     local want=$1 input=$2 rc
@@ -41,9 +23,6 @@ expect_in() {
     printf '%s' "$input" | "$@" >"$OUT" 2>"$ERR"
     rc=$?
     [ "$rc" -eq "$want" ] || fail "exit status $rc, wanted $want: $*"
-}
-has() { # has FILE TEXT: FILE contains TEXT (fixed string)
-    grep -qF -- "$2" "$1" || fail "$(basename "$1") lacks '$2'"
 }
 lines() { # lines FILE N
     local got
@@ -57,16 +36,6 @@ has "$OUT" "weir "
 ok "--version"
 
 # Each subcommand with the flags its --help must name.
-# check_help "SUBCOMMAND WORDS" FLAG...
-check_help() {
-    local sub=$1
-    shift
-    # shellcheck disable=SC2086 # $sub is one or two words on purpose
-    expect 0 "$W" $sub --help
-    for f in "$@"; do has "$OUT" "--$f"; done
-    has "$OUT" "usage:"
-    ok "weir $sub --help names every flag"
-}
 W=$WEIR
 check_help "produce" dir topic key key-field format partition producer-id epoch base-seq \
     batch linger-ms tombstone-null json

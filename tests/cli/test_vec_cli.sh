@@ -31,30 +31,9 @@ IX=$TMP/idx
 OUT=$TMP/out
 ERR=$TMP/err
 W=$WEIR
-n=0
+# shellcheck source-path=SCRIPTDIR source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 
-ok() {
-    n=$((n + 1))
-    printf 'ok %d - %s\n' "$n" "$1"
-}
-fail() {
-    printf 'FAIL - %s\n' "$1" >&2
-    for f in "$OUT" "$ERR"; do
-        [ -s "$f" ] && head -n 20 "$f" | sed "s|^|  $(basename "$f"): |" >&2
-    done
-    exit 1
-}
-# expect RC CMD...: run CMD with stdout in $OUT and stderr in $ERR, fail unless it exits RC.
-expect() {
-    local want=$1 rc
-    shift
-    "$@" >"$OUT" 2>"$ERR"
-    rc=$?
-    [ "$rc" -eq "$want" ] || fail "exit status $rc, wanted $want: $*"
-}
-has() { # has FILE TEXT: FILE contains TEXT (fixed string)
-    grep -qF -- "$2" "$1" || fail "$(basename "$1") lacks '$2'"
-}
 # py 'PYTHON' ARGS...: run a check in python3 with $OUT on stdin; its message is the failure.
 py() {
     local code=$1 msg
@@ -73,15 +52,6 @@ b = open(sys.argv[1], "rb").read(516)
 print(json.dumps(list(struct.unpack("<128f", b[4:]))))' "$Q100") || fail "cannot read $Q100"
 
 # ---------------------------------------------------------------- help
-check_help() { # check_help "SUBCOMMAND WORDS" FLAG...
-    local sub=$1
-    shift
-    # shellcheck disable=SC2086 # $sub is one or two words on purpose
-    expect 0 "$W" $sub --help
-    for f in "$@"; do has "$OUT" "--$f"; done
-    has "$OUT" "usage:"
-    ok "weir $sub --help names every flag"
-}
 check_help "vec build" index fvecs metric nlist m nbits partitions key-prefix train-threshold \
     recall-targets no-calibrate
 check_help "vec info" index json
