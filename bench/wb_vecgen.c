@@ -597,6 +597,23 @@ static wr_status vg_ground_truth(vg_data *D, uint64_t *rescans_out, const char *
 /* ---------------------------------------------------------------- files */
 /* Write @rows records of [int32 width][width x 4-byte values] to DIR/name.tmp, then rename it
  * to DIR/name. @vals holds rows x width 4-byte values (float or int32). */
+/* Closes @f (written to @tmp) and renames it to @dst; on failure removes @tmp. */
+static wr_status vg_commit(FILE *f, const char *tmp, const char *dst)
+{
+    wr_status st;
+    if (fclose(f) != 0) {
+        st = wr_err(wr_status_from_errno(errno), "%s: close failed: %s", tmp, strerror(errno));
+        remove(tmp);
+        return st;
+    }
+    if (rename(tmp, dst) != 0) {
+        st = wr_err(wr_status_from_errno(errno), "rename %s -> %s: %s", tmp, dst, strerror(errno));
+        remove(tmp);
+        return st;
+    }
+    return WR_OK;
+}
+
 static wr_status vg_write_vecs(const char *dir, const char *name, const void *vals, uint64_t rows,
                                unsigned width)
 {
@@ -622,17 +639,7 @@ static wr_status vg_write_vecs(const char *dir, const char *name, const void *va
             return st;
         }
     }
-    if (fclose(f) != 0) {
-        st = wr_err(wr_status_from_errno(errno), "%s: close failed: %s", tmp, strerror(errno));
-        remove(tmp);
-        return st;
-    }
-    if (rename(tmp, dst) != 0) {
-        st = wr_err(wr_status_from_errno(errno), "rename %s -> %s: %s", tmp, dst, strerror(errno));
-        remove(tmp);
-        return st;
-    }
-    return WR_OK;
+    return vg_commit(f, tmp, dst);
 }
 
 static wr_status vg_write_readme(const vg_data *D, int argc, char **argv, double gen_s, double gt_s,
@@ -700,17 +707,7 @@ static wr_status vg_write_readme(const vg_data *D, int argc, char **argv, double
             o->n, o->dim, o->dim, o->nq, o->dim, o->nq, o->gt_k, o->gt_k, rescans);
     fprintf(f, "timing: generate %.1f s, ground truth %.1f s (%u threads, %s kernel)\n", gen_s,
             gt_s, o->threads, kern);
-    if (fclose(f) != 0) {
-        st = wr_err(wr_status_from_errno(errno), "%s: close failed: %s", tmp, strerror(errno));
-        remove(tmp);
-        return st;
-    }
-    if (rename(tmp, dst) != 0) {
-        st = wr_err(wr_status_from_errno(errno), "rename %s -> %s: %s", tmp, dst, strerror(errno));
-        remove(tmp);
-        return st;
-    }
-    return WR_OK;
+    return vg_commit(f, tmp, dst);
 }
 
 /* ---------------------------------------------------------------- main */
