@@ -182,6 +182,11 @@ typedef struct vec_km_opts {
  * squared distance of the points to their centroid in *err_out (may be NULL). */
 wr_status vec_kmeans(const vk_ops *kern, const float *x, size_t n, size_t d, size_t k,
                      const vec_km_opts *o, float *centroids_out, double *err_out);
+/* Runs @fn on @cnt jobs (job i at (char *)jobs + i * size, cnt <= VEC_MAX_JOBS): job 0 on
+ * the calling thread, the others on threads of their own; a job whose thread cannot be
+ * started runs on the calling thread afterwards. Returns when all are done. */
+#define VEC_MAX_JOBS 64
+void vec_run_jobs(void *(*fn)(void *), void *jobs, size_t size, uint32_t cnt);
 /* Nearest centroid of each of n points, in parallel over @threads threads. */
 void vec_assign_mt(const vk_ops *kern, const float *x, size_t n, size_t d, const float *c,
                    const float *cnorm, size_t k, uint32_t threads, uint32_t *idx_out,

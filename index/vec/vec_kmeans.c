@@ -39,36 +39,41 @@ static void *km_assign_run(void *arg)
     return NULL;
 }
 
+void vec_run_jobs(void *(*fn)(void *), void *jobs, size_t size, uint32_t cnt)
+{
+    pthread_t tid[VEC_MAX_JOBS];
+    bool started[VEC_MAX_JOBS] = {false};
+    char *j = jobs;
+    WR_VERIFY(cnt <= VEC_MAX_JOBS);
+    for (uint32_t t = 1; t < cnt; t++)
+        started[t] = pthread_create(&tid[t], NULL, fn, j + t * size) == 0;
+    if (cnt > 0)
+        fn(j);
+    for (uint32_t t = 1; t < cnt; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            fn(j + t * size); /* thread creation failed: do it here */
+    }
+}
+
 void vec_assign_mt(const vk_ops *kern, const float *x, size_t n, size_t d, const float *c,
                    const float *cnorm, size_t k, uint32_t threads, uint32_t *idx_out,
                    float *dist_out)
 {
-    enum { MAXT = 64 };
-    if (threads > MAXT)
-        threads = MAXT;
+    if (threads > VEC_MAX_JOBS)
+        threads = VEC_MAX_JOBS;
     if (threads <= 1 || n < 1024) {
         kern->assign(x, n, c, cnorm, k, d, idx_out, dist_out);
         return;
     }
-    km_job jobs[MAXT];
-    pthread_t tid[MAXT];
-    bool started[MAXT] = {false};
+    km_job jobs[VEC_MAX_JOBS];
     size_t per = (n + threads - 1) / threads;
     for (uint32_t t = 0; t < threads; t++) {
-        size_t lo = per * t, hi = lo + per > n ? n : lo + per;
-        if (lo >= n)
-            lo = hi = n;
+        size_t lo = per * t > n ? n : per * t, hi = lo + per > n ? n : lo + per;
         jobs[t] = (km_job){kern, x + lo * d, c, cnorm, hi - lo, d, k, idx_out + lo, dist_out + lo};
-        if (t > 0 && hi > lo)
-            started[t] = pthread_create(&tid[t], NULL, km_assign_run, &jobs[t]) == 0;
     }
-    km_assign_run(&jobs[0]);
-    for (uint32_t t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else if (jobs[t].n > 0)
-            km_assign_run(&jobs[t]); /* thread creation failed: do it here */
-    }
+    vec_run_jobs(km_assign_run, jobs, sizeof jobs[0], threads);
 }
 
 /* k-means++: each next centroid is a point drawn with probability proportional to its squared

@@ -108,26 +108,16 @@ static wr_status pq_train(const vk_ops *kern, vec_quant *q, const float *res, si
     if (threads > q->m)
         threads = q->m;
     pq_job jobs[MAXT];
-    pthread_t tid[MAXT];
-    bool started[MAXT] = {false};
     uint32_t per = (q->m + threads - 1) / threads;
     for (uint32_t t = 0; t < threads; t++) {
         uint32_t j0 = t * per, j1 = j0 + per > q->m ? q->m : j0 + per;
         jobs[t] = (pq_job){kern, res,   n,    q->dim,      q->dsub, q->ksub, j0 > j1 ? j1 : j0,
                            j1,   iters, seed, q->codebook, WR_OK};
-        if (t > 0)
-            started[t] = pthread_create(&tid[t], NULL, pq_train_run, &jobs[t]) == 0;
     }
-    pq_train_run(&jobs[0]);
-    wr_status st = jobs[0].st;
-    for (uint32_t t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            pq_train_run(&jobs[t]);
-        if (st == WR_OK)
-            st = jobs[t].st;
-    }
+    vec_run_jobs(pq_train_run, jobs, sizeof jobs[0], threads);
+    wr_status st = WR_OK;
+    for (uint32_t t = 0; t < threads && st == WR_OK; t++)
+        st = jobs[t].st;
     return st;
 }
 
@@ -283,8 +273,6 @@ wr_status vec_quant_encode(const vk_ops *kern, const vec_quant *q, const float *
     float *cbnorm = mem;
     vec_norms(kern, q->codebook, ncb, q->dsub, cbnorm);
     enc_job jobs[MAXT];
-    pthread_t tid[MAXT];
-    bool started[MAXT] = {false};
     size_t per = (n + threads - 1) / threads;
     for (uint32_t t = 0; t < threads; t++) {
         size_t lo = per * t > n ? n : per * t, hi = lo + per > n ? n : lo + per;
@@ -300,16 +288,8 @@ wr_status vec_quant_encode(const vk_ops *kern, const vec_quant *q, const float *
                             buf,
                             buf + ENC_BATCH * q->dsub,
                             (uint32_t *)(buf + ENC_BATCH * (q->dsub + 1))};
-        if (t > 0)
-            started[t] = pthread_create(&tid[t], NULL, enc_run, &jobs[t]) == 0;
     }
-    enc_run(&jobs[0]);
-    for (uint32_t t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            enc_run(&jobs[t]);
-    }
+    vec_run_jobs(enc_run, jobs, sizeof jobs[0], threads);
     wr_free(mem);
     return WR_OK;
 }

@@ -650,7 +650,7 @@ static void *batch_run(void *arg)
 wr_status vec_search_batch(vec_index *ix, const float *q, size_t nq, const vec_query *o,
                            vec_hit *out, uint32_t *cnt_out)
 {
-    enum { MAXT = 64 };
+    enum { MAXT = VEC_MAX_JOBS };
     for (size_t i = 0; i < nq; i++) {
         cnt_out[i] = 0;
         WR_TRY(query_check(ix, q + i * ix->o.dim, o));
@@ -659,24 +659,14 @@ wr_status vec_search_batch(vec_index *ix, const float *q, size_t nq, const vec_q
     if (threads > nq)
         threads = nq ? (uint32_t)nq : 1;
     batch_job jobs[MAXT];
-    pthread_t tid[MAXT];
-    bool started[MAXT] = {false};
     size_t per = (nq + threads - 1) / threads;
     for (uint32_t t = 0; t < threads; t++) {
         size_t lo = per * t > nq ? nq : per * t, hi = lo + per > nq ? nq : lo + per;
         jobs[t] = (batch_job){ix, q, lo, hi, o, out, cnt_out, WR_OK};
-        if (t > 0)
-            started[t] = pthread_create(&tid[t], NULL, batch_run, &jobs[t]) == 0;
     }
-    batch_run(&jobs[0]);
-    wr_status st = jobs[0].st;
-    for (uint32_t t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            batch_run(&jobs[t]);
-        if (st == WR_OK)
-            st = jobs[t].st;
-    }
+    vec_run_jobs(batch_run, jobs, sizeof jobs[0], threads);
+    wr_status st = WR_OK;
+    for (uint32_t t = 0; t < threads && st == WR_OK; t++)
+        st = jobs[t].st;
     return st;
 }
