@@ -1056,7 +1056,7 @@ static wr_status load_quant(vec_index *ix, const vf_view *v)
     memcpy(q->codebook, v->body + cbytes, qbytes);
     vec_norms(ix->kern, q->centroids, q->nlist, q->dim, q->cnorm);
     ix->q = q; /* from here vec_close frees it */
-    return WR_OK;
+    return vec_quant_finish(ix->kern, q);
 }
 
 /* Copies partition @pi from its checked views into the index. */

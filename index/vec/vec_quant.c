@@ -27,7 +27,17 @@ void vec_quant_unref(vec_quant *q)
     wr_free(q->centroids);
     wr_free(q->cnorm);
     wr_free(q->codebook);
+    wr_free(q->cbnorm);
     wr_free(q);
+}
+
+wr_status vec_quant_finish(const vk_ops *kern, vec_quant *q)
+{
+    size_t ncb = (size_t)q->m * q->ksub;
+    if (!(q->cbnorm = wr_malloc(ncb * sizeof(float))))
+        return wr_err(WR_ERR_NOMEM, "vector index: no memory for codebook norms");
+    vec_norms(kern, q->codebook, ncb, q->dsub, q->cbnorm);
+    return WR_OK;
 }
 
 size_t vec_quant_code_bytes(const vec_quant *q)
@@ -196,7 +206,8 @@ wr_status vec_quant_train(const vk_ops *kern, const vec_options *o, uint32_t nli
         for (uint32_t t = 0; t < dim; t++)
             r[t] = xi[t] - c[t];
     }
-    if ((st = pq_train(kern, q, res, npq, threads, iters, ko.seed + 1)) != WR_OK)
+    if ((st = pq_train(kern, q, res, npq, threads, iters, ko.seed + 1)) != WR_OK ||
+        (st = vec_quant_finish(kern, q)) != WR_OK)
         goto fail;
     wr_free(res);
     wr_free(idx);
@@ -222,7 +233,6 @@ typedef struct enc_job {
     uint32_t *list;
     uint8_t *codes;
     float *err;
-    const float *cbnorm;
     float *sub;    /* owned by the caller: ENC_BATCH * dsub */
     float *dist;   /* ENC_BATCH */
     uint32_t *idx; /* ENC_BATCH */
@@ -246,8 +256,8 @@ static void *enc_run(void *arg)
                 for (size_t t = 0; t < dsub; t++)
                     jb->sub[i * dsub + t] = xi[t] - ci[t];
             }
-            jb->kern->assign(jb->sub, nb, q->codebook + j * q->ksub * dsub,
-                             jb->cbnorm + j * q->ksub, q->ksub, dsub, jb->idx, jb->dist);
+            jb->kern->assign(jb->sub, nb, q->codebook + j * q->ksub * dsub, q->cbnorm + j * q->ksub,
+                             q->ksub, dsub, jb->idx, jb->dist);
             for (size_t i = 0; i < nb; i++)
                 jb->codes[(b + i) * m + j] = (uint8_t)jb->idx[i];
         }
@@ -265,18 +275,15 @@ wr_status vec_quant_encode(const vk_ops *kern, const vec_quant *q, const float *
         threads = MAXT;
     if (n < 4096)
         threads = 1;
-    size_t ncb = (size_t)q->m * q->ksub;
     size_t per_thread = ENC_BATCH * ((size_t)q->dsub + 2);
-    float *mem = wr_malloc((ncb + per_thread * threads) * sizeof(float));
+    float *mem = wr_malloc(per_thread * threads * sizeof(float));
     if (!mem)
         return wr_err(WR_ERR_NOMEM, "vector index: no memory to encode %zu vectors", n);
-    float *cbnorm = mem;
-    vec_norms(kern, q->codebook, ncb, q->dsub, cbnorm);
     enc_job jobs[MAXT];
     size_t per = (n + threads - 1) / threads;
     for (uint32_t t = 0; t < threads; t++) {
         size_t lo = per * t > n ? n : per * t, hi = lo + per > n ? n : lo + per;
-        float *buf = mem + ncb + per_thread * t;
+        float *buf = mem + per_thread * t;
         jobs[t] = (enc_job){kern,
                             q,
                             x + lo * q->dim,
@@ -284,7 +291,6 @@ wr_status vec_quant_encode(const vk_ops *kern, const vec_quant *q, const float *
                             list_out + lo,
                             codes_out + lo * q->m,
                             err_out ? err_out + lo : NULL,
-                            cbnorm,
                             buf,
                             buf + ENC_BATCH * q->dsub,
                             (uint32_t *)(buf + ENC_BATCH * (q->dsub + 1))};
