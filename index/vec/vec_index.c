@@ -266,7 +266,7 @@ wr_status vec_agent_id(vec_index *ix, const char *name, uint32_t *id_out)
 }
 
 /* ------------------------------------------------------------------ slots */
-static wr_status part_grow(vec_index *ix, vec_part *p)
+static wr_status part_grow(vec_part *p)
 {
     uint32_t cap = p->cap ? p->cap * 2 : 1024;
 #define GROW(f)                                                                                    \
@@ -283,7 +283,6 @@ static wr_status part_grow(vec_index *ix, vec_part *p)
     GROW(pos);
     GROW(dead);
 #undef GROW
-    (void)ix;
     p->cap = cap;
     return WR_OK;
 }
@@ -322,7 +321,7 @@ wr_status vec_part_append(vec_index *ix, vec_part *p, const char *key, const flo
     if (slot >= VEC_MAX_CHUNKS * VEC_CHUNK - 1)
         return wr_err(WR_ERR_FULL, "vector index: a partition is full (%u slots)", slot);
     if (slot == p->cap)
-        WR_TRY(part_grow(ix, p));
+        WR_TRY(part_grow(p));
     uint32_t c = slot >> VEC_CHUNK_SHIFT;
     if (c == p->nchunks) {
         float *chunk = chunk_alloc(dim);
