@@ -5,16 +5,21 @@
 #
 #   bench/vec-peers.sh [--quick] [--runs N] [--dir SCRATCH_PARENT] [--no-install]
 #                      [--sets easy,hard,d384] [--nbits 8,4] [--nlist 1024] [--m 32]
-#                      [--refine R] [--single]
+#                      [--m4 M] [--refine R] [--refine4 R] [--nprobe LIST] [--single]
 #
 # Data: `weir bench vec-gen --preset SET` (1 M x 128 for easy/hard, 500 k x 384 for d384,
 # 1000 queries, exact top-100 ground truth; --quick: 100,000 base vectors, 200 queries) in a
 # scratch directory under --dir (default /tmp), removed at the end. Each engine builds
-# IVF{nlist},PQ{m} with nbits 8 (Faiss: PQ{m}), 4 (Faiss: fast-scan PQ{m}x4fs), re-rank factor
-# --refine (default 0 = none), then searches k=10 at nprobe 1..64 with 1 and 2 threads, the
+# IVF{nlist},PQ{m} with nbits 8 (Faiss: PQ{m}) and IVF{nlist},PQ{m4} with nbits 4 (Faiss:
+# fast-scan PQ{m4}x4fs; --m4 defaults to 2 * --m, the same code bytes per vector), re-rank
+# factor --refine (default 0 = none; --refine4 for the 4-bit runs, default --refine), then
+# searches k=10 at each --nprobe (default 1,2,4,8,16,32,64,128) with 1 and 2 threads, the
 # whole query set per call (--single: also one query per call), --runs timed calls
 # (default 3) after a warm-up. For each Faiss point (recall r, QPS f) the table gives the best
-# weir QPS among weir points of the same thread count with recall >= r, and weir / Faiss.
+# weir QPS among weir points of the same configuration and thread count with recall >= r, and
+# weir / Faiss. With both nbits, a last table per set compares the two frontiers: each point
+# of Faiss's recall-QPS Pareto frontier (over both its configurations) against weir's best
+# point over both of its configurations with recall >= r, overall and for r >= 0.95.
 # Missing peers are installed with apt-get (python3-faiss libopenblas0-openmp python3-numpy
 # jq). WEIR (default build/tools/weir) and VECGEN (default "$WEIR bench vec-gen"; when weir
 # lacks it, bench/wb_vecgen.c is compiled into the scratch directory) override the tools;
@@ -29,11 +34,14 @@ SETS=easy,hard,d384
 NBITS=8,4
 NLIST=1024
 M=32
+M4=
 REFINE=0
+REFINE4=
+NPROBE=1,2,4,8,16,32,64,128
 SINGLE=0
 while [ $# -gt 0 ]; do
     case "$1" in
-    --runs | --dir | --sets | --nbits | --nlist | --m | --refine)
+    --runs | --dir | --sets | --nbits | --nlist | --m | --m4 | --refine | --refine4 | --nprobe)
         [ $# -ge 2 ] || { echo "vec-peers.sh: $1 needs a value (see --help)" >&2; exit 2; } ;;
     esac
     case "$1" in
@@ -45,9 +53,12 @@ while [ $# -gt 0 ]; do
     --nbits) NBITS=$2; shift ;;
     --nlist) NLIST=$2; shift ;;
     --m) M=$2; shift ;;
+    --m4) M4=$2; shift ;;
     --refine) REFINE=$2; shift ;;
+    --refine4) REFINE4=$2; shift ;;
+    --nprobe) NPROBE=$2; shift ;;
     --single) SINGLE=1 ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "vec-peers.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -60,7 +71,13 @@ for v in RUNS NLIST M; do
         exit 2
     fi
 done
-isnum "$REFINE" || { say "--refine '$REFINE': expected 0 (none) or a factor >= 1"; exit 2; }
+M4=${M4:-$((2 * M))}
+REFINE4=${REFINE4:-$REFINE}
+isnum "$M4" && [ "$M4" -ge 1 ] || { say "--m4 '$M4': expected a positive integer"; exit 2; }
+for r in "$REFINE" "$REFINE4"; do
+    isnum "$r" || { say "--refine/--refine4 '$r': expected 0 (none) or a factor >= 1"; exit 2; }
+done
+[[ $NPROBE =~ ^[0-9]+(,[0-9]+)*$ ]] || { say "--nprobe '$NPROBE': expected N,N,..."; exit 2; }
 for s in ${SETS//,/ }; do
     case "$s" in
     easy | hard | d384) ;;
@@ -70,7 +87,6 @@ done
 for b in ${NBITS//,/ }; do
     case "$b" in 4 | 8) ;; *) say "--nbits: '$b' is not 4 or 8"; exit 2 ;; esac
 done
-NPROBE=1,2,4,8,16,32,64
 THREADS=1,2
 K=10
 GEN_LIMIT=900    # seconds: data generation + ground truth of one set
@@ -255,6 +271,79 @@ else:
 EOF
 }
 
+# frontier SET FAISS_JSONL... -- WEIR_JSONL...: each engine's best over its configurations.
+frontier() {
+    "$PY" - "$@" <<'EOF'
+import json, sys
+
+name = sys.argv[1]
+sep = sys.argv.index("--")
+fpaths, wpaths = sys.argv[2:sep], sys.argv[sep + 1:]
+
+def points(paths):
+    out = []
+    for path in paths:
+        conf = ""
+        with open(path) as f:
+            for line in f:
+                try:
+                    x = json.loads(line)
+                except ValueError:
+                    continue
+                if x.get("event") == "build":
+                    conf = "PQ%sx%s r%s" % (x.get("m"), x.get("nbits"), x.get("refine"))
+                elif (x.get("event") == "search" and x.get("mode", "batch") == "batch" and
+                      all(isinstance(x.get(k), (int, float))
+                          for k in ("threads", "nprobe", "recall", "qps"))):
+                    x["conf"] = conf
+                    out.append(x)
+    return out
+
+F, W = points(fpaths), points(wpaths)
+print()
+print("== set %s: frontiers over both nbits (batch mode, same threads) ==" % name)
+print("Faiss points on its own recall-QPS Pareto frontier (no Faiss point of any configuration")
+print("has recall and QPS at least as high); weir: its best QPS at recall >= Faiss's, any")
+print("configuration")
+print("%7s %-14s %6s %8s %10s   %-14s %6s %8s %10s %7s" % (
+    "threads", "faiss", "nprobe", "recall", "QPS", "weir", "nprobe", "recall", "QPS", "ratio"))
+all_r, high_r, missing = [], [], [0, 0]
+for t in sorted({x["threads"] for x in F}):
+    ft = [x for x in F if x["threads"] == t]
+    front = [x for x in ft if not any(y["recall"] >= x["recall"] and y["qps"] >= x["qps"] and
+                                      (y["recall"], y["qps"]) != (x["recall"], x["qps"])
+                                      for y in ft)]
+    for x in sorted(front, key=lambda x: x["recall"]):
+        c = [w for w in W if w["threads"] == t and w["recall"] >= x["recall"]]
+        best = max(c, key=lambda w: w["qps"]) if c else None
+        ratio = best["qps"] / x["qps"] if best and x["qps"] > 0 else None
+        if ratio is None:
+            missing[0] += 1
+            missing[1] += x["recall"] >= 0.95
+        else:
+            all_r.append(ratio)
+            if x["recall"] >= 0.95:
+                high_r.append(ratio)
+        print("%7d %-14s %6d %8.4f %10.0f   %-14s %6s %8s %10s %7s" % (
+            t, x["conf"], x["nprobe"], x["recall"], x["qps"],
+            best["conf"] if best else "-", best["nprobe"] if best else "-",
+            "%.4f" % best["recall"] if best else "-", "%.0f" % best["qps"] if best else "-",
+            "%.2f" % ratio if ratio is not None else "-"))
+
+def verdict(rs, miss):
+    if not rs and not miss:
+        return "no Faiss frontier points"
+    ok = not miss and min(rs) >= 3.0
+    return "min weir / Faiss %s over %d points%s; >= 3x: %s" % (
+        "%.2f" % min(rs) if rs else "-", len(rs),
+        " (and %d Faiss points no weir point reaches)" % miss if miss else "",
+        "yes" if ok else "no")
+
+print("%s frontiers, every recall level: %s" % (name, verdict(all_r, missing[0])))
+print("%s frontiers, recall >= 0.95: %s" % (name, verdict(high_r, missing[1])))
+EOF
+}
+
 # ------------------------------------------------------------------ runs
 summary=()
 for set in ${SETS//,/ }; do
@@ -266,21 +355,23 @@ for set in ${SETS//,/ }; do
     fi
     DATA=(--base "$D/base.fvecs" --query "$D/query.fvecs" --gt "$D/gt.ivecs")
     for nb in ${NBITS//,/ }; do
+        MM=$M RR=$REFINE
+        [ "$nb" = 4 ] && MM=$M4 RR=$REFINE4
         FJ=$SCRATCH/$set-nbits$nb.faiss.jsonl
         WJ=$SCRATCH/$set-nbits$nb.weir.jsonl
         : >"$FJ"
         : >"$WJ"
         FS=()
         [ "$nb" = 4 ] && FS=(--fastscan)
-        say "faiss: $set nbits=$nb refine=$REFINE runs=$RUNS"
-        timeout $ENGINE_LIMIT "$PY" "$FAISS_VEC" "${DATA[@]}" --nlist "$NLIST" --m "$M" \
-            --nbits "$nb" "${FS[@]}" --nprobe "$NPROBE" --refine "$REFINE" --k "$K" \
+        say "faiss: $set nbits=$nb m=$MM refine=$RR runs=$RUNS"
+        timeout $ENGINE_LIMIT "$PY" "$FAISS_VEC" "${DATA[@]}" --nlist "$NLIST" --m "$MM" \
+            --nbits "$nb" "${FS[@]}" --nprobe "$NPROBE" --refine "$RR" --k "$K" \
             --threads "$THREADS" --runs "$RUNS" "${SINGLE_ARG[@]}" >"$FJ" ||
             say "faiss_vec.py failed for $set nbits=$nb (exit $?)"
         if [ "$HAVE_WEIR" = 1 ]; then
-            say "weir: $set nbits=$nb refine=$REFINE runs=$RUNS"
-            timeout $ENGINE_LIMIT "$WEIR" bench vec "${DATA[@]}" --nlist "$NLIST" --m "$M" \
-                --nbits "$nb" --nprobe "$NPROBE" --refine "$REFINE" --k "$K" \
+            say "weir: $set nbits=$nb m=$MM refine=$RR runs=$RUNS"
+            timeout $ENGINE_LIMIT "$WEIR" bench vec "${DATA[@]}" --nlist "$NLIST" --m "$MM" \
+                --nbits "$nb" --nprobe "$NPROBE" --refine "$RR" --k "$K" \
                 --threads "$THREADS" --runs "$RUNS" "${SINGLE_ARG[@]}" --json >"$WJ" ||
                 say "weir bench vec failed for $set nbits=$nb (exit $?)"
         else
@@ -293,6 +384,11 @@ for set in ${SETS//,/ }; do
             cp "$WJ" "$KEEP_JSON.$set-nbits$nb.weir.jsonl"
         fi
     done
+    if [ "${NBITS//,/ }" != "${NBITS}" ]; then
+        frontier "$set" "$SCRATCH/$set-nbits"*.faiss.jsonl -- "$SCRATCH/$set-nbits"*.weir.jsonl |
+            tee "$SCRATCH/$set-frontier.report"
+        summary+=("$(tail -2 "$SCRATCH/$set-frontier.report")")
+    fi
     rm -rf "$D" # the next set needs the memory and the disk
 done
 
@@ -300,7 +396,8 @@ echo
 SIZES=
 [ "$QUICK" = 1 ] && SIZES=", --quick sizes"
 echo "weir ${WEIR_V:-(not built)} | Faiss $FAISS_V (Debian python3-faiss, generic build without" \
-    "AVX2 kernels, OpenBLAS OpenMP) | nlist $NLIST, m $M, refine $REFINE, k $K," \
+    "AVX2 kernels, OpenBLAS OpenMP) | nlist $NLIST, m $M (4-bit: $M4), refine $REFINE" \
+    "(4-bit: $REFINE4), k $K," \
     "nprobe $NPROBE, threads $THREADS, medians of $RUNS runs$SIZES"
 echo "Faiss bytes/vec = len(faiss.serialize_index) / n: codes + 8-byte ids + centroids +" \
     "codebooks (+ the float vectors with refine); Faiss trains PQ with 25 k-means iterations."

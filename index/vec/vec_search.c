@@ -12,20 +12,26 @@
  * (per-sub-quantizer offset, one shared scale) so the scan runs on 16-bit integers with the
  * tables in registers; the sum comes back as offset + sum * scale.
  *
- * A candidate enters the result heap only if it beats the heap's worst and its slot is alive
+ * A candidate enters the results only if it beats their bound and its slot is alive
  * and passes the filter -- so a filtered search still fills k results from matching vectors.
  * If the probed lists hold fewer than k matching vectors, the next-closest lists are probed
- * too, until k are found or no list is left. With refine r, the heap keeps k * r candidates
+ * too, until k are found or no list is left. With refine r, the results keep k * r candidates
  * whose exact distances (from the vectors kept beside the codes) pick the final k. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "vec_int.h"
 
 #define SCAN_PIECE 4096 /* entries scanned per kernel call (a multiple of VK_BLOCK) */
 
 /* ------------------------------------------------------------------ scratch */
+typedef struct cand { /* a result candidate */
+    float d;
+    uint64_t id; /* part << 32 | slot */
+} cand;
+
 typedef struct scratch {
-    size_t dim_cap, nlist_cap, lut_cap, heap_cap;
+    size_t dim_cap, nlist_cap, lut_cap, cand_cap;
     float *q;                /* prepared query */
     float *cd;               /* coarse distances */
     uint32_t *order;         /* lists by coarse distance */
@@ -33,9 +39,8 @@ typedef struct scratch {
     uint8_t *lut8;           /* m * 16 */
     float *dbuf;             /* SCAN_PIECE */
     uint16_t *d16;           /* SCAN_PIECE */
-    float *hd;               /* heap distances */
+    cand *hc;                /* result candidates: 2 * their cap */
     const float *coarse_pre; /* set by a batch for the next search: its coarse distances */
-    uint64_t *hid;           /* heap ids: part << 32 | slot */
 } scratch;
 
 static pthread_key_t scratch_key;
@@ -53,8 +58,7 @@ static void scratch_free(void *p)
     wr_free(s->lut8);
     wr_free(s->dbuf);
     wr_free(s->d16);
-    wr_free(s->hd);
-    wr_free(s->hid);
+    wr_free(s->hc);
     wr_free(s);
 }
 
@@ -71,7 +75,7 @@ static void scratch_key_make(void)
         (ptr) = n_;                                                                                \
     } while (0)
 
-static scratch *scratch_get(size_t dim, size_t nlist, size_t lut, size_t heap)
+static scratch *scratch_get(size_t dim, size_t nlist, size_t lut, size_t cands)
 {
     pthread_once(&scratch_once, scratch_key_make);
     scratch *s = pthread_getspecific(scratch_key);
@@ -96,72 +100,114 @@ static scratch *scratch_get(size_t dim, size_t nlist, size_t lut, size_t heap)
         ENSURE(s->lut8, lut);
         s->lut_cap = lut;
     }
-    if (heap > s->heap_cap) {
-        ENSURE(s->hd, heap);
-        ENSURE(s->hid, heap);
-        s->heap_cap = heap;
+    if (cands > s->cand_cap) {
+        ENSURE(s->hc, 2 * cands);
+        s->cand_cap = cands;
     }
     return s;
 }
 
-/* ------------------------------------------------------------------ result heap (max-heap) */
-typedef struct heap {
-    float *d;
-    uint64_t *id;
+/* ------------------------------------------------------------------ result collector */
+/* Keeps the cap best (distance, id) candidates, ordered by distance then id. A candidate
+ * below the bound is appended to a buffer of 2 * cap; when the buffer fills, a quickselect
+ * keeps the cap best and the bound becomes the worst of them. Appending is a store, where a
+ * binary heap's replace-the-worst is a sift through log2(cap) levels for every candidate that
+ * beats the current worst -- most of them while the first lists are scanned. The bound lags
+ * the true cap-th best (it is updated only at a shrink), so it is a valid cut-off: nothing at
+ * or above it can be among the final cap. */
+typedef struct topk {
+    cand *c; /* 2 * cap */
     uint32_t n, cap;
-} heap;
+    float bound;
+} topk;
 
-static inline float heap_worst(const heap *h)
+static inline bool cand_less(const cand *a, const cand *b)
 {
-    return h->n < h->cap ? INFINITY : h->d[0];
+    return a->d < b->d || (a->d == b->d && a->id < b->id);
 }
 
-static void heap_push(heap *h, float d, uint64_t id)
+static inline void cand_swap(cand *a, cand *b)
 {
-    uint32_t i;
-    if (h->n < h->cap) {
-        i = h->n++;
-        while (i > 0) {
-            uint32_t up = (i - 1) / 2;
-            if (h->d[up] >= d)
-                break;
-            h->d[i] = h->d[up];
-            h->id[i] = h->id[up];
-            i = up;
+    cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Rearranges c[0..n) so that c[0..want) are its want smallest (in no order), want < n. */
+static void cand_select(cand *c, uint32_t n, uint32_t want)
+{
+    uint32_t lo = 0, hi = n - 1; /* the want-th smallest (index want - 1) lies in [lo, hi] */
+    uint32_t t = want - 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2; /* median of three as the pivot, moved to hi */
+        if (cand_less(&c[mid], &c[lo]))
+            cand_swap(&c[mid], &c[lo]);
+        if (cand_less(&c[hi], &c[lo]))
+            cand_swap(&c[hi], &c[lo]);
+        if (cand_less(&c[mid], &c[hi]))
+            cand_swap(&c[mid], &c[hi]);
+        cand pv = c[hi];
+        uint32_t w = lo;
+        for (uint32_t i = lo; i < hi; i++) { /* Lomuto without a branch on the comparison */
+            cand x = c[i];
+            bool lt = cand_less(&x, &pv);
+            c[i] = c[w];
+            c[w] = x;
+            w += lt;
         }
-    } else { /* replace the worst, sift down */
-        i = 0;
-        for (;;) {
-            uint32_t c = 2 * i + 1;
-            if (c >= h->n)
-                break;
-            if (c + 1 < h->n && h->d[c + 1] > h->d[c])
-                c++;
-            if (h->d[c] <= d)
-                break;
-            h->d[i] = h->d[c];
-            h->id[i] = h->id[c];
-            i = c;
-        }
+        cand_swap(&c[w], &c[hi]); /* the pivot at its sorted place w */
+        if (w == t)
+            return;
+        if (w < t)
+            lo = w + 1;
+        else
+            hi = w - 1;
     }
-    h->d[i] = d;
-    h->id[i] = id;
 }
 
-/* Sorts the heap's contents ascending in place (heap order is destroyed). */
-static void heap_sort(heap *h)
+static void topk_shrink(topk *h)
 {
-    for (uint32_t i = 1; i < h->n; i++) { /* insertion sort: n is small (k * refine) */
-        float d = h->d[i];
-        uint64_t id = h->id[i];
+    cand_select(h->c, h->n, h->cap);
+    h->n = h->cap;
+    float worst = h->c[0].d;
+    for (uint32_t i = 1; i < h->n; i++)
+        worst = h->c[i].d > worst ? h->c[i].d : worst;
+    h->bound = worst;
+}
+
+static inline void topk_add(topk *h, float d, uint64_t id)
+{
+    h->c[h->n].d = d;
+    h->c[h->n].id = id;
+    if (++h->n == 2 * h->cap)
+        topk_shrink(h);
+}
+
+/* Leaves the cap best (or all, if fewer) in c[0..n), in no order. */
+static void topk_finish(topk *h)
+{
+    if (h->n > h->cap)
+        topk_shrink(h);
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+    return cand_less(a, b) ? -1 : cand_less(b, a) ? 1 : 0;
+}
+
+/* Sorts c[0..n) ascending: insertion sort for the usual few (k * refine), else qsort. */
+static void cand_sort(cand *c, uint32_t n)
+{
+    if (n > 128) {
+        qsort(c, n, sizeof(cand), cand_cmp);
+        return;
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        cand x = c[i];
         uint32_t j = i;
-        while (j > 0 && (h->d[j - 1] > d || (h->d[j - 1] == d && h->id[j - 1] > id))) {
-            h->d[j] = h->d[j - 1];
-            h->id[j] = h->id[j - 1];
-            j--;
-        }
-        h->d[j] = d;
-        h->id[j] = id;
+        for (; j > 0 && cand_less(&x, &c[j - 1]); j--)
+            c[j] = c[j - 1];
+        c[j] = x;
     }
 }
 
@@ -200,7 +246,7 @@ static float to_dist(vec_metric m, float raw)
     return m == VEC_L2 ? raw : m == VEC_IP ? -raw : 1.0f - raw;
 }
 
-static void search_exact(const vec_index *ix, const float *q, scratch *s, heap *h, const filt *f)
+static void search_exact(const vec_index *ix, const float *q, scratch *s, topk *h, const filt *f)
 {
     uint32_t dim = ix->o.dim;
     vec_metric met = ix->o.metric;
@@ -216,8 +262,8 @@ static void search_exact(const vec_index *ix, const float *q, scratch *s, heap *
                 ix->kern->ip_n(q, x, n, dim, s->dbuf);
             for (uint32_t i = 0; i < n; i++) {
                 float d = to_dist(met, s->dbuf[i]);
-                if (d < heap_worst(h) && slot_ok(ix, p, pi, base + i, f))
-                    heap_push(h, d, (uint64_t)pi << 32 | (base + i));
+                if (d < h->bound && slot_ok(ix, p, pi, base + i, f))
+                    topk_add(h, d, (uint64_t)pi << 32 | (base + i));
             }
         }
     }
@@ -346,7 +392,7 @@ static void add_terms(float *restrict d, const float *restrict term, float bias,
  * integers: lbase + sum * lscale). */
 static void scan_list(const vec_index *ix, const vec_quant *qu, uint32_t li, float bias,
                       const float *lut, const uint8_t *lut8, float lbase, float lscale, scratch *s,
-                      heap *h, const filt *f)
+                      topk *h, const filt *f)
 {
     for (uint32_t pi = 0; pi < ix->o.partitions; pi++) {
         const vec_part *p = &ix->parts[pi];
@@ -364,7 +410,7 @@ static void scan_list(const vec_index *ix, const vec_quant *qu, uint32_t li, flo
                     s->dbuf[i] = lbase + (float)s->d16[i] * lscale;
             }
             /* distances first (vectorized), then a group of 8 is looked
-             * at only if its best beats the heap's worst -- which most groups do not */
+             * at only if its best beats the results' bound -- which most groups do not */
             float *d = s->dbuf;
             add_terms(d, term, bias, n);
             for (uint32_t g = 0; g < n; g += 8) {
@@ -372,16 +418,16 @@ static void scan_list(const vec_index *ix, const vec_quant *qu, uint32_t li, flo
                 float best = d[g];
                 for (uint32_t i = g + 1; i < e; i++)
                     best = d[i] < best ? d[i] : best;
-                if (!(best < heap_worst(h)))
+                if (!(best < h->bound))
                     continue;
                 for (uint32_t i = g; i < e; i++) {
-                    if (d[i] < heap_worst(h)) {
+                    if (d[i] < h->bound) {
                         uint32_t slot = l->slots[base + i];
                         /* a list without dead entries needs no look at the (cold) tombstones */
                         if (l->dead == 0 && !f->any)
-                            heap_push(h, d[i], (uint64_t)pi << 32 | slot);
+                            topk_add(h, d[i], (uint64_t)pi << 32 | slot);
                         else if (slot_ok(ix, p, pi, slot, f))
-                            heap_push(h, d[i], (uint64_t)pi << 32 | slot);
+                            topk_add(h, d[i], (uint64_t)pi << 32 | slot);
                     }
                 }
             }
@@ -426,7 +472,7 @@ static void lut_scale(float *restrict v, float f, size_t n)
 }
 
 static void search_ivf(const vec_index *ix, const float *q, uint32_t nprobe, uint32_t need,
-                       const float *coarse, scratch *s, heap *h, const filt *f)
+                       const float *coarse, scratch *s, topk *h, const filt *f)
 {
     const vec_quant *qu = ix->q;
     uint32_t nlist = qu->nlist, m = qu->m, ksub = qu->ksub;
@@ -518,29 +564,30 @@ wr_status vec_search_locked(vec_index *ix, const float *qin, const vec_query *o,
         f.tmin = vf->time_min ? vf->time_min : INT64_MIN; /* 0: no bound on that side */
         f.tmax = vf->time_max ? vf->time_max : INT64_MAX;
     }
-    heap h = {s->hd, s->hid, 0, kk};
+    topk h = {s->hc, 0, kk, INFINITY};
     if (exact)
         search_exact(ix, s->q, s, &h, &f);
     else
         search_ivf(ix, s->q, nprobe ? nprobe : 1, k, coarse, s, &h, &f);
+    topk_finish(&h);
     if (!exact && refine > 1) {
         /* the candidates' vectors are scattered over memory: ask for all of them first, so
          * the misses overlap instead of following one another */
         size_t vbytes = (size_t)dim * sizeof(float);
         for (uint32_t i = 0; i < h.n; i++) {
             const char *v =
-                (const char *)vec_slot_vec(&ix->parts[h.id[i] >> 32], dim, (uint32_t)h.id[i]);
+                (const char *)vec_slot_vec(&ix->parts[h.c[i].id >> 32], dim, (uint32_t)h.c[i].id);
             for (size_t b = 0; b < vbytes; b += 64)
                 __builtin_prefetch(v + b);
         }
         for (uint32_t i = 0; i < h.n; i++)
-            h.d[i] = exact_dist(ix, s->q, h.id[i]);
+            h.c[i].d = exact_dist(ix, s->q, h.c[i].id);
     }
-    heap_sort(&h);
+    cand_sort(h.c, h.n);
     uint32_t n = h.n < k ? h.n : k;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t pi = (uint32_t)(h.id[i] >> 32), slot = (uint32_t)h.id[i];
-        out[i] = (vec_hit){vec_slot_key(ix, &ix->parts[pi], slot), h.d[i], pi, slot};
+        uint32_t pi = (uint32_t)(h.c[i].id >> 32), slot = (uint32_t)h.c[i].id;
+        out[i] = (vec_hit){vec_slot_key(ix, &ix->parts[pi], slot), h.c[i].d, pi, slot};
     }
     *cnt_out = n;
     return WR_OK;
