@@ -35,6 +35,7 @@ typedef struct vec_quant {
     float *centroids; /* owned: nlist * dim */
     float *cnorm;     /* owned: nlist, ||c||^2 */
     float *cbnorm;    /* owned: m * ksub, ||b||^2 of every codebook entry (vec_quant_finish) */
+    float *cpk;       /* owned: the centroids packed for dots_packed (vec_quant_finish) */
     float *codebook;  /* owned: m * ksub * dsub */
     uint64_t trained_on;
     double trained_err;       /* mean coarse error on the training sample */
@@ -207,7 +208,7 @@ wr_status vec_quant_encode(const vk_ops *kern, const vec_quant *q, const float *
                            uint32_t threads, uint32_t *list_out, uint8_t *codes_out,
                            float *err_out);
 size_t vec_quant_code_bytes(const vec_quant *q); /* bytes per vector in a list */
-/* Derives cbnorm from the codebooks, once, after a training or a load. */
+/* Derives cbnorm and cpk from the codebooks and centroids, once, after a training or a load. */
 wr_status vec_quant_finish(const vk_ops *kern, vec_quant *q);
 /* The query-independent part of an L2 distance to a code of list li: with r the encoded
  * residual (the sum of the code's codebook entries), ||q - c - r||^2 = ||q - c||^2 +

@@ -1,4 +1,5 @@
-/* vec_kern.c -- picks the kernel table for this CPU, once; plus vk_pack4(), the fast-scan packer.
+/* vec_kern.c -- picks the kernel table for this CPU, once; plus the packers: vk_pack4() (fast-scan
+ * codes) and vk_pack_panels() (centroids for dots_packed).
  * The AVX2 and AVX-512 tables live in their own libraries, compiled with their -m flags; nothing
  * here may call into them before the CPUID check has said yes (xxHash's dispatch). This file is
  * compiled with the project's baseline flags only.
@@ -87,6 +88,20 @@ void vk_pack4(const uint8_t *codes, size_t n, size_t m, uint8_t *out)
                 unsigned ch = hi < n ? codes[hi * m + j] & 15u : 0u;
                 blk[j * 16 + i] = (uint8_t)(cl | ch << 4);
             }
+        }
+    }
+}
+
+void vk_pack_panels(const float *c, size_t k, size_t d, float *pk)
+{
+    size_t np = (k + VK_PANEL - 1) / VK_PANEL;
+
+    for (size_t s = 0; s < np; s++) {
+        float *dst = pk + s * d * VK_PANEL;
+        for (size_t l = 0; l < VK_PANEL; l++) {
+            size_t j = s * VK_PANEL + l;
+            for (size_t t = 0; t < d; t++)
+                dst[t * VK_PANEL + l] = j < k ? c[j * d + t] : 0.0f;
         }
     }
 }

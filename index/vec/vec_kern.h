@@ -20,6 +20,11 @@
  * its high nibble. vk_pack4() builds this layout from plain codes (one byte per code). */
 #define VK_BLOCK 32
 
+/* Packed centroids for dots_packed: k centroids of d floats in ceil(k / VK_PANEL) panels of
+ * d * VK_PANEL floats, transposed: pk[(s * d + t) * VK_PANEL + l] = c[s * VK_PANEL + l][t], zero
+ * past k. vk_pack_panels() builds it. */
+#define VK_PANEL 16
+
 typedef struct vk_ops {
     const char *name; /* "avx512", "avx2" or "scalar" */
 
@@ -59,6 +64,11 @@ typedef struct vk_ops {
      * lut8[j * 16 + code(b, v, j)], as uint16 (exact: m <= 256 keeps it below 65536). */
     void (*pq_scan4)(const uint8_t *blocks, size_t nblocks, size_t m, const uint8_t *lut8,
                      uint16_t *out);
+
+    /* Inner products of n points with k centroids packed by vk_pack_panels():
+     * out[i * k + j] = <x_i, c_j>, the sum over t in ascending order (the SIMD variants fuse
+     * each multiply-add). A search's coarse step: a few queries against every centroid. */
+    void (*dots_packed)(const float *x, size_t n, const float *pk, size_t k, size_t d, float *out);
 } vk_ops;
 
 /* The table chosen for this machine (thread-safe; chosen once). */
@@ -74,6 +84,9 @@ const vk_ops *vk_avx512(void);
  * layout at out (ceil(n / 32) * m * 16 bytes; vectors past n in the last block get code 0).
  * m must be even. */
 void vk_pack4(const uint8_t *codes, size_t n, size_t m, uint8_t *out);
+/* Pack k centroids (c[j * d .. + d)) into the panel layout above at pk
+ * (ceil(k / VK_PANEL) * VK_PANEL * d floats). */
+void vk_pack_panels(const float *c, size_t k, size_t d, float *pk);
 /* Read code j of vector v (0..31) of one block back out of the layout. */
 static inline uint8_t vk_code4(const uint8_t *block, size_t v, size_t j)
 {

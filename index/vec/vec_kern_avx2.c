@@ -569,6 +569,64 @@ static void av_pq_scan8(const uint8_t *codes, size_t n, size_t m, const float *l
         av_scan8_two(codes + i * m, codes + i * m, m, lut, out + i, &dummy);
 }
 
+/* ---------------------------------------------------------------- dots_packed */
+
+#define DP_P 4 /* points per micro-kernel: 4 x 16 centroids = 8 FMA chains */
+
+/* Points x[i0 .. i0 + np) (np <= DP_P; missing rows repeat the last) against panel s. */
+AV_INLINE void dp_block(const float *x, size_t i0, size_t np, const float *panel, size_t d,
+                        float *out, size_t k, size_t j0)
+{
+    const float *xp[DP_P];
+    simde__m256 a0[DP_P], a1[DP_P];
+
+    AV_UNROLL
+    for (size_t p = 0; p < DP_P; p++) {
+        xp[p] = x + (i0 + (p < np ? p : np - 1)) * d;
+        a0[p] = simde_mm256_setzero_ps();
+        a1[p] = simde_mm256_setzero_ps();
+    }
+    for (size_t t = 0; t < d; t++) {
+        simde__m256 c0 = simde_mm256_loadu_ps(panel + t * VK_PANEL);
+        simde__m256 c1 = simde_mm256_loadu_ps(panel + t * VK_PANEL + 8);
+        AV_UNROLL
+        for (size_t p = 0; p < DP_P; p++) {
+            simde__m256 xb = simde_mm256_broadcast_ss(xp[p] + t);
+            a0[p] = simde_mm256_fmadd_ps(xb, c0, a0[p]);
+            a1[p] = simde_mm256_fmadd_ps(xb, c1, a1[p]);
+        }
+    }
+    AV_UNROLL
+    for (size_t p = 0; p < DP_P; p++) {
+        if (p >= np)
+            break;
+        float *o = out + (i0 + p) * k + j0;
+        if (j0 + VK_PANEL <= k) {
+            simde_mm256_storeu_ps(o, a0[p]);
+            simde_mm256_storeu_ps(o + 8, a1[p]);
+        } else { /* the last panel: only its k - j0 real centroids */
+            _Alignas(32) float tmp[VK_PANEL];
+            simde_mm256_store_ps(tmp, a0[p]);
+            simde_mm256_store_ps(tmp + 8, a1[p]);
+            memcpy(o, tmp, (k - j0) * sizeof(float));
+        }
+    }
+}
+
+/* Panel by panel (d * 64 bytes: stays in L1 while every point uses it). */
+static void av_dots_packed(const float *x, size_t n, const float *pk, size_t k, size_t d,
+                           float *out)
+{
+    for (size_t j0 = 0; j0 < k; j0 += VK_PANEL) {
+        const float *panel = pk + j0 * d;
+        size_t i = 0;
+        for (; i + DP_P <= n; i += DP_P)
+            dp_block(x, i, DP_P, panel, d, out, k, j0);
+        if (i < n)
+            dp_block(x, i, n - i, panel, d, out, k, j0);
+    }
+}
+
 /* ---------------------------------------------------------------- pq_scan4 */
 
 /* One ymm covers sub-quantizers j and j + 1 of a block (16 code bytes each, one per 128-bit
@@ -630,5 +688,6 @@ const vk_ops vk_ops_avx2 = {
     .pq_lut_l2 = av_pq_lut_l2,
     .pq_lut_ip = av_pq_lut_ip,
     .pq_scan8 = av_pq_scan8,
+    .dots_packed = av_dots_packed,
     .pq_scan4 = av_pq_scan4,
 };

@@ -615,6 +615,51 @@ static void ax_pq_scan8(const uint8_t *codes, size_t n, size_t m, const float *l
     ax_pq_scan8_gather(codes, n, m, lut, out);
 }
 
+/* ---------------------------------------------------------------- dots_packed */
+
+#define DP_P 8 /* points per micro-kernel: 8 x 16 centroids = 8 FMA chains of one zmm each */
+
+/* Points x[i0 .. i0 + np) (np <= DP_P; missing rows repeat the last) against one panel. */
+AX_INLINE void dp_block(const float *x, size_t i0, size_t np, const float *panel, size_t d,
+                        float *out, size_t k, size_t j0)
+{
+    const float *xp[DP_P];
+    simde__m512 a[DP_P];
+
+    AX_UNROLL
+    for (size_t p = 0; p < DP_P; p++) {
+        xp[p] = x + (i0 + (p < np ? p : np - 1)) * d;
+        a[p] = simde_mm512_setzero_ps();
+    }
+    for (size_t t = 0; t < d; t++) {
+        simde__m512 c = simde_mm512_loadu_ps(panel + t * VK_PANEL);
+        AX_UNROLL
+        for (size_t p = 0; p < DP_P; p++)
+            a[p] = simde_mm512_fmadd_ps(simde_mm512_set1_ps(xp[p][t]), c, a[p]);
+    }
+    size_t r = k - j0 < VK_PANEL ? k - j0 : VK_PANEL; /* the last panel: its real centroids */
+    AX_UNROLL
+    for (size_t p = 0; p < DP_P; p++) {
+        if (p >= np)
+            break;
+        ax_store_tail(out + (i0 + p) * k + j0, a[p], r);
+    }
+}
+
+/* Panel by panel (d * 64 bytes: stays in L1 while every point uses it). */
+static void ax_dots_packed(const float *x, size_t n, const float *pk, size_t k, size_t d,
+                           float *out)
+{
+    for (size_t j0 = 0; j0 < k; j0 += VK_PANEL) {
+        const float *panel = pk + j0 * d;
+        size_t i = 0;
+        for (; i + DP_P <= n; i += DP_P)
+            dp_block(x, i, DP_P, panel, d, out, k, j0);
+        if (i < n)
+            dp_block(x, i, n - i, panel, d, out, k, j0);
+    }
+}
+
 /* ---------------------------------------------------------------- pq_scan4 */
 
 /* Sub-quantizers j .. j + 3 of a block and their four 16-entry tables, one per 128-bit lane. */
@@ -690,4 +735,5 @@ const vk_ops vk_ops_avx512 = {
     .pq_lut_ip = ax_pq_lut_ip,
     .pq_scan8 = ax_pq_scan8,
     .pq_scan4 = ax_pq_scan4,
+    .dots_packed = ax_dots_packed,
 };

@@ -99,6 +99,21 @@ static void sc_pq_scan4(const uint8_t *blocks, size_t nblocks, size_t m, const u
     }
 }
 
+static void sc_dots_packed(const float *x, size_t n, const float *pk, size_t k, size_t d,
+                           float *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * d;
+        for (size_t j = 0; j < k; j++) {
+            const float *col = pk + (j / VK_PANEL) * d * VK_PANEL + j % VK_PANEL;
+            float acc = 0.0f;
+            for (size_t t = 0; t < d; t++)
+                acc += xi[t] * col[t * VK_PANEL];
+            out[i * k + j] = acc;
+        }
+    }
+}
+
 const vk_ops vk_ops_scalar = {
     .name = "scalar",
     .l2sq = sc_l2sq,
@@ -110,4 +125,5 @@ const vk_ops vk_ops_scalar = {
     .pq_lut_ip = sc_pq_lut_ip,
     .pq_scan8 = sc_pq_scan8,
     .pq_scan4 = sc_pq_scan4,
+    .dots_packed = sc_dots_packed,
 };

@@ -28,6 +28,7 @@ void vec_quant_unref(vec_quant *q)
     wr_free(q->cnorm);
     wr_free(q->codebook);
     wr_free(q->cbnorm);
+    wr_free(q->cpk);
     wr_free(q);
 }
 
@@ -37,6 +38,10 @@ wr_status vec_quant_finish(const vk_ops *kern, vec_quant *q)
     if (!(q->cbnorm = wr_malloc(ncb * sizeof(float))))
         return wr_err(WR_ERR_NOMEM, "vector index: no memory for codebook norms");
     vec_norms(kern, q->codebook, ncb, q->dsub, q->cbnorm);
+    size_t kp = ((size_t)q->nlist + VK_PANEL - 1) / VK_PANEL * VK_PANEL;
+    if (!(q->cpk = wr_malloc(kp * q->dim * sizeof(float))))
+        return wr_err(WR_ERR_NOMEM, "vector index: no memory for packed centroids");
+    vk_pack_panels(q->centroids, q->nlist, q->dim, q->cpk);
     return WR_OK;
 }
 

@@ -436,29 +436,28 @@ static void scan_list(const vec_index *ix, const vec_quant *qu, uint32_t li, flo
 }
 
 /* Coarse distances of @nq prepared queries (q: nq * dim) to every centroid, out[i * nlist + c]:
- * ||q - c||^2, or -<q, c> for inner product. Centroids go by blocks that stay in cache while
- * every query of the group uses them, so a batch reads them once per group rather than once
- * per query (they are nlist * dim floats: 512 KiB at 1024 x 128, 1.5 MiB at 1024 x 384). */
+ * ||q - c||^2 = ||q||^2 + ||c||^2 - 2 <q, c> (at least 0), or -<q, c> for inner product. The
+ * inner products come from dots_packed, a matrix-product kernel over the centroids packed once
+ * per quantizer, panel by panel, each panel used by every query of the group while it is in
+ * L1 (the centroids are nlist * dim floats: 512 KiB at 1024 x 128, 1.5 MiB at 1024 x 384). */
 static void coarse_dists(const vec_index *ix, const float *q, uint32_t nq, float *out)
 {
-    enum { BLOCK_BYTES = 48 << 10 };
     const vec_quant *qu = ix->q;
     uint32_t nlist = qu->nlist, dim = qu->dim;
-    uint32_t cb = (uint32_t)(BLOCK_BYTES / ((size_t)dim * sizeof(float)));
-    cb = cb < 8 ? 8 : cb;
-    for (uint32_t c0 = 0; c0 < nlist; c0 += cb) {
-        uint32_t cnt = nlist - c0 < cb ? nlist - c0 : cb;
-        const float *c = qu->centroids + (size_t)c0 * dim;
-        for (uint32_t i = 0; i < nq; i++) {
-            if (qu->metric == VEC_L2)
-                ix->kern->l2sq_n(q + (size_t)i * dim, c, cnt, dim, out + (size_t)i * nlist + c0);
-            else
-                ix->kern->ip_n(q + (size_t)i * dim, c, cnt, dim, out + (size_t)i * nlist + c0);
+    ix->kern->dots_packed(q, nq, qu->cpk, nlist, dim, out);
+    for (uint32_t i = 0; i < nq; i++) {
+        float *o = out + (size_t)i * nlist;
+        if (qu->metric == VEC_L2) {
+            float qn = ix->kern->ip(q + (size_t)i * dim, q + (size_t)i * dim, dim);
+            for (uint32_t c = 0; c < nlist; c++) {
+                float e = qn + qu->cnorm[c] - 2.0f * o[c];
+                o[c] = e > 0.0f ? e : 0.0f;
+            }
+        } else {
+            for (uint32_t c = 0; c < nlist; c++)
+                o[c] = -o[c];
         }
     }
-    if (qu->metric != VEC_L2)
-        for (size_t i = 0; i < (size_t)nq * nlist; i++)
-            out[i] = -out[i];
 }
 
 static void lut_scale(float *restrict v, float f, size_t n)

@@ -144,6 +144,7 @@ static void check_complete(const vk_ops *o, const char *name)
     assert_non_null(o->pq_lut_ip);
     assert_non_null(o->pq_scan8);
     assert_non_null(o->pq_scan4);
+    assert_non_null(o->dots_packed);
 }
 
 static void test_tables_are_complete(void **state)
@@ -449,6 +450,52 @@ static void test_pq_scan4_scalar_matches_definition(void **state)
     check_scan4(NULL, 256, 2, 1, &s);
 }
 
+/* ---------------------------------------------------------------- dots_packed */
+
+/* Every (point, centroid) pair against ip() of the unpacked rows, for point counts around the
+ * micro-kernels' 4 and 8 and centroid counts around the 16-wide panels; canaries after the
+ * output catch a write past n * k. */
+static void test_dots_packed_match_scalar(void **state)
+{
+    static const size_t ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 17};
+    static const size_t ks[] = {1, 15, 16, 17, 33, 64, 100};
+    const vk_ops *o = under_test(state), *r = vk_scalar();
+    uint64_t s = 10;
+
+    for (size_t di = 0; di < NDIMS; di++) {
+        size_t d = dims[di];
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+            size_t k = ks[ki], kp = (k + VK_PANEL - 1) / VK_PANEL * VK_PANEL;
+            float *c = frandv(k * d, &s), *pk = xalloc(kp * d, sizeof(float));
+            vk_pack_panels(c, k, d, pk);
+            for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                size_t n = ns[ni];
+                float *x = frandv(n * d, &s), *got = xalloc(n * k + 4, sizeof(float));
+                float *ref = xalloc(n * k, sizeof(float));
+                for (size_t i = 0; i < 4; i++)
+                    got[n * k + i] = 12345.0f;
+                o->dots_packed(x, n, pk, k, d, got);
+                r->dots_packed(x, n, pk, k, d, ref);
+                for (size_t i = 0; i < n; i++)
+                    for (size_t j = 0; j < k; j++) {
+                        float want = r->ip(x + i * d, c + j * d, d);
+                        check_close(ref[i * k + j], want, mag(x + i * d, c + j * d, d, 0),
+                                    "dots_packed scalar (d, i*k+j)", d, i * k + j);
+                        check_close(got[i * k + j], ref[i * k + j], mag(x + i * d, c + j * d, d, 0),
+                                    "dots_packed (d, i*k+j)", d, i * k + j);
+                    }
+                for (size_t i = 0; i < 4; i++)
+                    assert_true(got[n * k + i] == 12345.0f);
+                free(x);
+                free(got);
+                free(ref);
+            }
+            free(c);
+            free(pk);
+        }
+    }
+}
+
 /* One entry per kernel test and variant, named "<variant>: <test>". */
 /* clang-format off */
 #define VT(v, f) { #v ": " #f, f, NULL, NULL, (void *)&v }
@@ -456,7 +503,7 @@ static void test_pq_scan4_scalar_matches_definition(void **state)
     VT(v, test_l2sq_ip_match_scalar), VT(v, test_l2sq_n_ip_n_match_scalar_with_tails),             \
     VT(v, test_assign_matches_scalar_lower_index_wins_ties), VT(v, test_assign_large_shapes),      \
     VT(v, test_pq_lut_match_scalar), VT(v, test_pq_scan8_matches_scalar),                          \
-    VT(v, test_pq_scan4_bit_exact)
+    VT(v, test_pq_scan4_bit_exact), VT(v, test_dots_packed_match_scalar)
 /* clang-format on */
 
 int main(void)
