@@ -39,7 +39,7 @@ typedef struct scratch {
     uint8_t *lut8;           /* m * 16 */
     float *dbuf;             /* SCAN_PIECE */
     uint16_t *d16;           /* SCAN_PIECE */
-    cand *hc;                /* result candidates: 2 * their cap */
+    cand *hc;                /* result candidates: 2 * their cap, + as much to select in */
     const float *coarse_pre; /* set by a batch for the next search: its coarse distances */
 } scratch;
 
@@ -101,22 +101,23 @@ static scratch *scratch_get(size_t dim, size_t nlist, size_t lut, size_t cands)
         s->lut_cap = lut;
     }
     if (cands > s->cand_cap) {
-        ENSURE(s->hc, 2 * cands);
+        ENSURE(s->hc, 4 * cands); /* 2 * cap candidates + as many for cand_select */
         s->cand_cap = cands;
     }
     return s;
 }
 
 /* ------------------------------------------------------------------ result collector */
-/* Keeps the cap best (distance, id) candidates, ordered by distance then id. A candidate
- * below the bound is appended to a buffer of 2 * cap; when the buffer fills, a quickselect
- * keeps the cap best and the bound becomes the worst of them. Appending is a store, where a
- * binary heap's replace-the-worst is a sift through log2(cap) levels for every candidate that
- * beats the current worst -- most of them while the first lists are scanned. The bound lags
+/* Keeps the cap candidates of smallest distance (between equal distances at the cut, the one
+ * kept depends on the scan order, which is fixed); the caller sorts them by distance, then id.
+ * A candidate below the bound is appended to a buffer of 2 * cap; when the buffer fills, a
+ * quickselect keeps the cap best and the bound becomes the worst of them. Appending is a store,
+ * where a binary heap's replace-the-worst is a sift through log2(cap) levels for every candidate
+ * that beats the current worst -- most of them while the first lists are scanned. The bound lags
  * the true cap-th best (it is updated only at a shrink), so it is a valid cut-off: nothing at
  * or above it can be among the final cap. */
 typedef struct topk {
-    cand *c; /* 2 * cap */
+    cand *c; /* 2 * cap, then 2 * cap for cand_select */
     uint32_t n, cap;
     float bound;
 } topk;
@@ -126,48 +127,46 @@ static inline bool cand_less(const cand *a, const cand *b)
     return a->d < b->d || (a->d == b->d && a->id < b->id);
 }
 
-static inline void cand_swap(cand *a, cand *b)
+/* Rearranges c[0..n) so that c[0..want) hold want of its smallest distances (in no order),
+ * want < n; tmp has room for n. Each round partitions the range around a median-of-three pivot
+ * into tmp -- smaller distances from the left end, the others from the right, both stores made
+ * every time so there is no branch on the comparison, which is a coin toss on this data -- and
+ * copies it back. If no distance is below the pivot, the round is redone with <= (which takes
+ * at least the pivot); if every one is <= too, they are all equal and any want of them do. */
+static void cand_select(cand *c, cand *tmp, uint32_t n, uint32_t want)
 {
-    cand t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/* Rearranges c[0..n) so that c[0..want) are its want smallest (in no order), want < n. */
-static void cand_select(cand *c, uint32_t n, uint32_t want)
-{
-    uint32_t lo = 0, hi = n - 1; /* the want-th smallest (index want - 1) lies in [lo, hi] */
-    uint32_t t = want - 1;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2; /* median of three as the pivot, moved to hi */
-        if (cand_less(&c[mid], &c[lo]))
-            cand_swap(&c[mid], &c[lo]);
-        if (cand_less(&c[hi], &c[lo]))
-            cand_swap(&c[hi], &c[lo]);
-        if (cand_less(&c[mid], &c[hi]))
-            cand_swap(&c[mid], &c[hi]);
-        cand pv = c[hi];
-        uint32_t w = lo;
-        for (uint32_t i = lo; i < hi; i++) { /* Lomuto without a branch on the comparison */
-            cand x = c[i];
-            bool lt = cand_less(&x, &pv);
-            c[i] = c[w];
-            c[w] = x;
-            w += lt;
+    uint32_t lo = 0, hi = n; /* the boundary want lies in [lo, hi] */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        float x = c[lo].d, y = c[mid].d, z = c[hi - 1].d;
+        float pv = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+        uint32_t a = lo;
+        for (int le = 0; le < 2 && a == lo; le++) {
+            uint32_t b = hi - 1;
+            for (uint32_t i = lo; i < hi; i++) {
+                cand v = c[i];
+                bool in = le ? v.d <= pv : v.d < pv;
+                tmp[a] = v;
+                tmp[b] = v;
+                a += in;
+                b -= !in;
+            }
         }
-        cand_swap(&c[w], &c[hi]); /* the pivot at its sorted place w */
-        if (w == t)
+        if (a == hi || a == lo) /* all equal (a == lo: a NaN pivot, no order to find) */
             return;
-        if (w < t)
-            lo = w + 1;
+        memcpy(c + lo, tmp + lo, (hi - lo) * sizeof(cand));
+        if (a == want)
+            return;
+        if (a > want)
+            hi = a;
         else
-            hi = w - 1;
+            lo = a;
     }
 }
 
 static void topk_shrink(topk *h)
 {
-    cand_select(h->c, h->n, h->cap);
+    cand_select(h->c, h->c + 2 * h->cap, h->n, h->cap);
     h->n = h->cap;
     float worst = h->c[0].d;
     for (uint32_t i = 1; i < h->n; i++)
