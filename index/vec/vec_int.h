@@ -50,6 +50,8 @@ typedef struct vec_list {
     uint8_t *codes;  /* owned */
     float *term;     /* owned: per entry, L2 only (0 otherwise): ||r||^2 + 2 <c, r> of the
                         encoded residual r and the list's centroid c (vec_quant_term) */
+    float term_lo;   /* with n > 0: at most every term[i] (the least added since the list was
+                        last empty; compaction keeps it, a valid bound still) */
 } vec_list;
 
 typedef struct vec_lists {

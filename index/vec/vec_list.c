@@ -103,7 +103,9 @@ wr_status vec_list_add(const vk_ops *kern, const vec_quant *q, vec_list *l, uint
     WR_TRY(list_grow(q, l, l->n + 1));
     list_put(q, l, l->n, code);
     l->slots[l->n] = slot;
-    l->term[l->n] = vec_quant_term(kern, q, li, code);
+    float t = vec_quant_term(kern, q, li, code);
+    l->term[l->n] = t;
+    l->term_lo = l->n == 0 || t < l->term_lo ? t : l->term_lo;
     *pos_out = l->n++;
     return WR_OK;
 }
@@ -114,6 +116,7 @@ void vec_list_terms(const vk_ops *kern, const vec_quant *q, vec_list *l, uint32_
     for (uint32_t i = 0; i < l->n; i++) {
         vec_list_code(q, l, i, code);
         l->term[i] = vec_quant_term(kern, q, li, code);
+        l->term_lo = i == 0 || l->term[i] < l->term_lo ? l->term[i] : l->term_lo;
     }
 }
 
