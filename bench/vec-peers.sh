@@ -13,9 +13,9 @@
 # IVF{nlist},PQ{m} with nbits 8 (Faiss: PQ{m}) and IVF{nlist},PQ{m4} with nbits 4 (Faiss:
 # fast-scan PQ{m4}x4fs; --m4 defaults to 2 * --m, the same code bytes per vector), re-rank
 # factor --refine (default 0 = none; --refine4 for the 4-bit runs, default --refine), then
-# searches k=10 at each --nprobe (default 1,2,4,8,16,32,64,128) with 1 and 2 threads, the
-# whole query set per call (--single: also one query per call), --runs timed calls
-# (default 3) after a warm-up. For each Faiss point (recall r, QPS f) the table gives the best
+# searches k=10 at each --nprobe (default 1,2,3,4,6,8,12,16,24,32,48,64,96,128) with 1 and 2
+# threads, the whole query set per call (--single: also one query per call), --runs timed
+# calls (default 3) after a warm-up. For each Faiss point (recall r, QPS f) the table gives the best
 # weir QPS among weir points of the same configuration and thread count with recall >= r, and
 # weir / Faiss. With both nbits, a last table per set compares the two frontiers: each point
 # of Faiss's recall-QPS Pareto frontier (over both its configurations) against weir's best
@@ -37,7 +37,7 @@ M=32
 M4=
 REFINE=0
 REFINE4=
-NPROBE=1,2,4,8,16,32,64,128
+NPROBE=1,2,3,4,6,8,12,16,24,32,48,64,96,128
 SINGLE=0
 while [ $# -gt 0 ]; do
     case "$1" in
