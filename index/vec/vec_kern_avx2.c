@@ -20,6 +20,8 @@
  *   pq_scan8       scalar, 4 codes and 8 add chains at a time (faster than vgatherdps on Zen 3).
  *   pq_scan4       vpshufb lookups, 2 sub-quantizers per ymm, 16-bit accumulation (see
  *                  av_pq_scan4 for the even/odd byte trick).
+ *   dots_packed    panel by panel, a 4-point x 16-centroid micro-kernel like assign's (8 FMA
+ *                  chains, broadcasts of x[p][t] against one packed row), stored as they are.
  * Invariants: (1) loads never touch memory past the end of an input (tails use vmaskmovps); (2) in
  * assign every (point, centroid) pair is computed by the same sequence of operations wherever it
  * falls in a block, so identical centroids produce identical values and the strict comparisons in

@@ -20,6 +20,8 @@
  *                  plus the sub-quantizer offsets), 16 vectors reduced by ax_tree16.
  *   pq_scan4       vpshufb lookups, 4 sub-quantizers per zmm, 16-bit accumulation (see
  *                  ax_pq_scan4 for the even/odd byte trick), vpermw puts the 32 sums in order.
+ *   dots_packed    panel by panel, 8 points x 16 centroids (one zmm each: 8 FMA chains), the
+ *                  last panel's tail stored under a mask.
  * SIMDe 0.7.4 (Debian 12) lacks the masked loads and stores, the 512-bit gathers and vpmovzxbd:
  * the ax_* shims below use the native intrinsic when SIMDe is native (the normal case) and a
  * portable stack-copy otherwise, which is also what lets the test suite run this file's logic

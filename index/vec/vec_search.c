@@ -387,9 +387,6 @@ static void add_terms(float *restrict d, const float *restrict term, float bias,
         d[i] += bias + term[i];
 }
 
-/* Scans list li of every partition with the query's table: the distance of entry i is
- * bias + term[i] + the sum of its code's table entries (the 4-bit sum comes back as 16-bit
- * integers: lbase + sum * lscale). */
 /* The candidates of one 4-bit piece: entry i's distance is lbase + d16[i] * lscale +
  * bias + term[i]. Every term is >= the list's term_lo, so no entry with d16[i] >= lim (the
  * bound's value in sums, rounded up, plus a margin for the float arithmetic) can beat the
@@ -450,6 +447,9 @@ static void take4(const vec_index *ix, const vec_part *p, uint32_t pi, const vec
     }
 }
 
+/* Scans list li of every partition with the query's table: the distance of entry i is
+ * bias + term[i] + the sum of its code's table entries (the 4-bit sum comes back as 16-bit
+ * integers: lbase + sum * lscale; take4). */
 static void scan_list(const vec_index *ix, const vec_quant *qu, uint32_t li, float bias,
                       const float *lut, const uint8_t *lut8, float lbase, float lscale, scratch *s,
                       topk *h, const filt *f)
