@@ -310,6 +310,24 @@ AV_INLINE void asg_update(simde__m256 w, simde__m256i jv, simde__m256 *best, sim
     *bi = simde_mm256_blendv_epi8(*bi, jv, simde_mm256_castps_si256(gt));
 }
 
+/* The micro-kernel of assign and dots_packed: 4 points (xp) against one column block of 16
+ * packed centroids (ct: d rows of 16 floats), a0/a1[p] += x[p][t] * the block's row t, for
+ * every t -- 8 FMA chains, each centroid value loaded once and reused 4 times from a register. */
+AV_INLINE void av_panel_fma(const float *const *xp, const float *ct, size_t d, simde__m256 *a0,
+                            simde__m256 *a1)
+{
+    for (size_t t = 0; t < d; t++) {
+        simde__m256 c0 = simde_mm256_loadu_ps(ct + t * 16);
+        simde__m256 c1 = simde_mm256_loadu_ps(ct + t * 16 + 8);
+        AV_UNROLL
+        for (size_t p = 0; p < 4; p++) {
+            simde__m256 xb = simde_mm256_broadcast_ss(xp[p] + t);
+            a0[p] = simde_mm256_fmadd_ps(xb, c0, a0[p]);
+            a1[p] = simde_mm256_fmadd_ps(xb, c1, a1[p]);
+        }
+    }
+}
+
 /* Points x[i0 .. i0 + np) (np <= ASG_P; missing rows repeat the last) against a packed panel. */
 AV_INLINE void asg_block(const asg_panel *pn, const float *x, size_t i0, size_t np, size_t d,
                          size_t j0, size_t kp, int first, uint32_t *idx_out, float *w_out)
@@ -337,16 +355,7 @@ AV_INLINE void asg_block(const asg_panel *pn, const float *x, size_t i0, size_t 
             a0[p] = h0;
             a1[p] = h1;
         }
-        for (size_t t = 0; t < d; t++) {
-            simde__m256 c0 = simde_mm256_load_ps(ct + t * ASG_W);
-            simde__m256 c1 = simde_mm256_load_ps(ct + t * ASG_W + 8);
-            AV_UNROLL
-            for (size_t p = 0; p < ASG_P; p++) {
-                simde__m256 xb = simde_mm256_broadcast_ss(xp[p] + t);
-                a0[p] = simde_mm256_fmadd_ps(xb, c0, a0[p]);
-                a1[p] = simde_mm256_fmadd_ps(xb, c1, a1[p]);
-            }
-        }
+        av_panel_fma(xp, ct, d, a0, a1);
         simde__m256i jv1 = simde_mm256_add_epi32(jv, step);
         AV_UNROLL
         for (size_t p = 0; p < ASG_P; p++) {
@@ -573,7 +582,8 @@ static void av_pq_scan8(const uint8_t *codes, size_t n, size_t m, const float *l
 
 /* ---------------------------------------------------------------- dots_packed */
 
-#define DP_P 4 /* points per micro-kernel: 4 x 16 centroids = 8 FMA chains */
+#define DP_P ASG_P /* av_panel_fma's 4 points x 16 centroids */
+_Static_assert(VK_PANEL == ASG_W && ASG_W == 16 && ASG_P == 4, "av_panel_fma's shape");
 
 /* Points x[i0 .. i0 + np) (np <= DP_P; missing rows repeat the last) against panel s. */
 AV_INLINE void dp_block(const float *x, size_t i0, size_t np, const float *panel, size_t d,
@@ -588,16 +598,7 @@ AV_INLINE void dp_block(const float *x, size_t i0, size_t np, const float *panel
         a0[p] = simde_mm256_setzero_ps();
         a1[p] = simde_mm256_setzero_ps();
     }
-    for (size_t t = 0; t < d; t++) {
-        simde__m256 c0 = simde_mm256_loadu_ps(panel + t * VK_PANEL);
-        simde__m256 c1 = simde_mm256_loadu_ps(panel + t * VK_PANEL + 8);
-        AV_UNROLL
-        for (size_t p = 0; p < DP_P; p++) {
-            simde__m256 xb = simde_mm256_broadcast_ss(xp[p] + t);
-            a0[p] = simde_mm256_fmadd_ps(xb, c0, a0[p]);
-            a1[p] = simde_mm256_fmadd_ps(xb, c1, a1[p]);
-        }
-    }
+    av_panel_fma(xp, panel, d, a0, a1);
     AV_UNROLL
     for (size_t p = 0; p < DP_P; p++) {
         if (p >= np)
