@@ -387,6 +387,16 @@ static void add_terms(float *restrict d, const float *restrict term, float bias,
         d[i] += bias + term[i];
 }
 
+/* Offers entry (pi, slot) of list l at distance d, which beats the bound: it is taken if its
+ * slot is alive and passes the filter. A list without dead entries, searched without a filter,
+ * needs no look at the (cold) tombstones. */
+static inline void offer(const vec_index *ix, const vec_part *p, uint32_t pi, const vec_list *l,
+                         uint32_t slot, float d, topk *h, const filt *f)
+{
+    if ((l->dead == 0 && !f->any) || slot_ok(ix, p, pi, slot, f))
+        topk_add(h, d, (uint64_t)pi << 32 | slot);
+}
+
 /* The candidates of one 4-bit piece: entry i's distance is lbase + d16[i] * lscale +
  * bias + term[i]. Every term is >= the list's term_lo, so no entry with d16[i] >= lim (the
  * bound's value in sums, rounded up, plus a margin for the float arithmetic) can beat the
@@ -438,11 +448,8 @@ static void take4(const vec_index *ix, const vec_part *p, uint32_t pi, const vec
                 dd[i] = lbase + (float)d16[g + i] * lscale + (bias + term[g + i]);
         }
         for (uint32_t i = 0; i < e - g; i++) {
-            if (!(dd[i] < h->bound))
-                continue;
-            uint32_t slot = l->slots[base + g + i];
-            if ((l->dead == 0 && !f->any) || slot_ok(ix, p, pi, slot, f))
-                topk_add(h, dd[i], (uint64_t)pi << 32 | slot);
+            if (dd[i] < h->bound)
+                offer(ix, p, pi, l, l->slots[base + g + i], dd[i], h, f);
         }
     }
 }
@@ -479,16 +486,9 @@ static void scan_list(const vec_index *ix, const vec_quant *qu, uint32_t li, flo
                     best = d[i] < best ? d[i] : best;
                 if (!(best < h->bound))
                     continue;
-                for (uint32_t i = g; i < e; i++) {
-                    if (d[i] < h->bound) {
-                        uint32_t slot = l->slots[base + i];
-                        /* a list without dead entries needs no look at the (cold) tombstones */
-                        if (l->dead == 0 && !f->any)
-                            topk_add(h, d[i], (uint64_t)pi << 32 | slot);
-                        else if (slot_ok(ix, p, pi, slot, f))
-                            topk_add(h, d[i], (uint64_t)pi << 32 | slot);
-                    }
-                }
+                for (uint32_t i = g; i < e; i++)
+                    if (d[i] < h->bound)
+                        offer(ix, p, pi, l, l->slots[base + i], d[i], h, f);
             }
         }
     }
