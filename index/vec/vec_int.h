@@ -180,10 +180,16 @@ typedef struct vec_km_opts {
     uint32_t iters;
     uint32_t threads;
     uint64_t seed;
-    bool plusplus; /* k-means++ initialisation (else k distinct random points) */
+    bool plusplus;       /* k-means++ initialisation (else k distinct random points) */
+    bool lloyd;          /* every point against every centroid in every iteration (no bounds) */
+    uint64_t *dists_out; /* if set: point-centroid distances computed, all iterations */
+    uint32_t *idx_out;   /* if set: each point's nearest final centroid (n) ... */
+    float *dist_out;     /* ... and its squared distance to it (n; set with idx_out) */
 } vec_km_opts;
 /* Clusters n points of d dims into k centroids (out: k * d). Needs n >= k. Returns the mean
- * squared distance of the points to their centroid in *err_out (may be NULL). */
+ * squared distance of the points to their centroid in *err_out (may be NULL). With
+ * o->idx_out, also the final assignment (cheaper than assigning again: see the moved-centroid
+ * pruning in vec_kmeans.c). */
 wr_status vec_kmeans(const vk_ops *kern, const float *x, size_t n, size_t d, size_t k,
                      const vec_km_opts *o, float *centroids_out, double *err_out);
 /* Runs @fn on @cnt jobs (job i at (char *)jobs + i * size, cnt <= VEC_MAX_JOBS): job 0 on

@@ -104,7 +104,8 @@ static void *pq_train_run(void *arg)
         for (size_t i = 0; i < jb->n; i++)
             memcpy(sub + i * jb->dsub, jb->res + i * jb->dim + j * jb->dsub,
                    jb->dsub * sizeof(float));
-        vec_km_opts ko = {jb->iters, 1, jb->seed + j * 7919u, true};
+        vec_km_opts ko = {
+            .iters = jb->iters, .threads = 1, .seed = jb->seed + j * 7919u, .plusplus = true};
         jb->st = vec_kmeans(jb->kern, sub, jb->n, jb->dsub, jb->ksub, &ko,
                             jb->codebook + (size_t)j * jb->ksub * jb->dsub, NULL);
     }
@@ -181,11 +182,15 @@ wr_status vec_quant_train(const vk_ops *kern, const vec_options *o, uint32_t nli
     }
     uint32_t threads = o->train_threads ? o->train_threads : 1;
     uint32_t iters = o->train_iters ? o->train_iters : 10;
-    vec_km_opts ko = {iters, threads, o->seed ^ (version * 0x9e3779b97f4a7c15ull), true};
+    vec_km_opts ko = {.iters = iters,
+                      .threads = threads,
+                      .seed = o->seed ^ (version * 0x9e3779b97f4a7c15ull),
+                      .plusplus = true,
+                      .idx_out = idx,
+                      .dist_out = dist};
     if ((st = vec_kmeans(kern, x, n, dim, nlist, &ko, q->centroids, NULL)) != WR_OK)
         goto fail;
     vec_norms(kern, q->centroids, nlist, dim, q->cnorm);
-    vec_assign_mt(kern, x, n, dim, q->centroids, q->cnorm, nlist, threads, idx, dist);
     double err = 0, sq = 0;
     for (size_t i = 0; i < n; i++) {
         err += (double)dist[i];
