@@ -10,7 +10,8 @@
  * (PQ code + 4-byte slot id + 4-byte distance term); index_bytes_per_vector adds the exact
  * vector and per-slot metadata weir always keeps (for re-ranking, exact search, retraining).
  *
- * Search: for each thread count and nprobe, the query set is searched as one batch
+ * Search: for each re-rank factor (--refine takes a list, like faiss_vec.py: one build, one
+ * configuration per factor), thread count and nprobe, the query set is searched as one batch
  * (vec_search_batch, split over the threads) --runs times after one untimed warm-up pass;
  * QPS is queries / wall seconds, reported as the median with min and max. --single also
  * measures one vec_search call per query on one thread (the latency-bound way an agent asks).
@@ -38,20 +39,22 @@
 
 typedef struct wv_opts {
     const char *base, *query, *gt;
-    uint32_t nlist, m, nbits, refine, k, runs;
+    uint32_t nlist, m, nbits, k, runs;
     uint32_t nprobe[WV_MAX_POINTS], nprobe_cnt;
+    uint32_t refine[8], refine_cnt;
     uint32_t threads[4], threads_cnt;
     vec_metric metric;
     bool json, single, no_scan4;
 } wv_opts;
 
-static bool wv_list(const char *s, uint32_t *out, uint32_t cap, uint32_t *cnt, uint32_t max)
+static bool wv_list_from(const char *s, uint32_t *out, uint32_t cap, uint32_t *cnt, uint32_t min,
+                         uint32_t max)
 {
     *cnt = 0;
     while (*s) {
         char *end;
         unsigned long v = strtoul(s, &end, 10);
-        if (end == s || v < 1 || v > max || *cnt == cap)
+        if (end == s || v < min || v > max || *cnt == cap)
             return false;
         out[(*cnt)++] = (uint32_t)v;
         s = *end == ',' ? end + 1 : end;
@@ -59,6 +62,19 @@ static bool wv_list(const char *s, uint32_t *out, uint32_t cap, uint32_t *cnt, u
             return false;
     }
     return *cnt > 0;
+}
+
+static bool wv_list(const char *s, uint32_t *out, uint32_t cap, uint32_t *cnt, uint32_t max)
+{
+    return wv_list_from(s, out, cap, cnt, 1, max);
+}
+
+static void wv_list_print(char *buf, size_t cap, const uint32_t *v, uint32_t cnt)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (uint32_t i = 0; i < cnt && at < cap; i++)
+        at += (size_t)snprintf(buf + at, cap - at, i ? ",%u" : "%u", v[i]);
 }
 
 static void wv_usage(FILE *f)
@@ -70,7 +86,8 @@ static void wv_usage(FILE *f)
                "  --m M            PQ sub-quantizers (default 32; must divide the dimension)\n"
                "  --nbits 8|4      code bits per sub-quantizer (4 = fast-scan layout; default 8)\n"
                "  --nprobe LIST    comma-separated nprobe values (default 1,2,4,8,16,32,64)\n"
-               "  --refine R       re-rank k*R candidates with exact vectors (default 0 = off)\n"
+               "  --refine LIST    re-rank k*R candidates with exact vectors; a list (0,8,16)\n"
+               "                   measures each factor on the one build (default 0 = off)\n"
                "  --k K            neighbours per query (default 10)\n"
                "  --threads LIST   thread counts (default 1,2)\n"
                "  --runs N         timed repetitions per point (default 3; medians need >= 3)\n"
@@ -194,8 +211,10 @@ static int wv_run(const wv_opts *o)
         keys[i] = kbuf + i * 12;
         snprintf(keys[i], 12, "%u", (unsigned)i);
     }
-    wb_say(WV_FAMILY, "%zu x %u base, %zu queries; nlist %u, m %u, nbits %u, refine %u", n, dim, nq,
-           o->nlist, o->m, o->nbits, o->refine);
+    char rl[64];
+    wv_list_print(rl, sizeof rl, o->refine, o->refine_cnt);
+    wb_say(WV_FAMILY, "%zu x %u base, %zu queries; nlist %u, m %u, nbits %u, refine %s", n, dim, nq,
+           o->nlist, o->m, o->nbits, rl);
     uint64_t t0 = wr_now_ns();
     for (size_t i = 0; i < n; i += 8192) {
         size_t c = n - i < 8192 ? n - i : 8192;
@@ -216,13 +235,15 @@ static int wv_run(const wv_opts *o)
     double bpv = (double)(s.code_bytes + 8 * s.live) / (double)s.live;
     /* plus the exact vector, key offset, agent, time, list, position, tombstone per slot */
     double ibpv = bpv + 4.0 * dim + 8 + 4 + 8 + 4 + 4 + 1;
-    if (o->json)
-        printf("{\"engine\":\"weir\",\"version\":\"%s\",\"event\":\"build\",\"n\":%zu,"
-               "\"dim\":%u,\"nlist\":%u,\"m\":%u,\"nbits\":%u,\"refine\":%u,\"train_s\":%.3f,"
-               "\"add_s\":%.3f,\"bytes_per_vector\":%.1f,\"index_bytes_per_vector\":%.1f,"
-               "\"train_points\":%" PRIu64 ",\"train_niter\":10,\"kernel\":\"%s\"}\n",
-               WR_VERSION, n, dim, s.nlist, s.m, s.nbits, o->refine, s.last_train_s,
-               insert_s + s.last_encode_s, bpv, ibpv, s.trained_on, vk_get()->name);
+    if (o->json) /* one line per re-rank factor, like faiss_vec.py: each is a configuration */
+        for (uint32_t ri = 0; ri < o->refine_cnt; ri++)
+            printf("{\"engine\":\"weir\",\"version\":\"%s\",\"event\":\"build\",\"n\":%zu,"
+                   "\"dim\":%u,\"nlist\":%u,\"m\":%u,\"nbits\":%u,\"refine\":%u,"
+                   "\"train_s\":%.3f,\"add_s\":%.3f,\"bytes_per_vector\":%.1f,"
+                   "\"index_bytes_per_vector\":%.1f,\"train_points\":%" PRIu64
+                   ",\"train_niter\":10,\"kernel\":\"%s\"}\n",
+                   WR_VERSION, n, dim, s.nlist, s.m, s.nbits, o->refine[ri], s.last_train_s,
+                   insert_s + s.last_encode_s, bpv, ibpv, s.trained_on, vk_get()->name);
     else
         printf("weir %s, %s kernels: %zu x %u, nlist %u, m %u, nbits %u\n"
                "  train %.2f s (%" PRIu64 " vectors), add %.2f s, %.1f bytes/vector in lists "
@@ -237,50 +258,52 @@ static int wv_run(const wv_opts *o)
         goto out_keys;
     }
     if (!o->json)
-        printf("\n%-7s %-7s %-7s %-8s %12s %10s %10s\n", "mode", "threads", "nprobe", "recall",
-               "QPS", "min", "max");
+        printf("\n%-7s %-7s %-7s %-7s %-8s %12s %10s %10s\n", "mode", "refine", "threads", "nprobe",
+               "recall", "QPS", "min", "max");
     for (uint32_t mode = 0; mode < (o->single ? 2u : 1u); mode++) {
-        for (uint32_t ti = 0; ti < (mode ? 1 : o->threads_cnt); ti++) {
-            uint32_t threads = mode ? 1 : o->threads[ti];
-            for (uint32_t pi = 0; pi < o->nprobe_cnt; pi++) {
-                vec_query vq;
-                vec_query_init(&vq);
-                vq.k = o->k;
-                vq.nprobe = o->nprobe[pi];
-                vq.refine = o->refine;
-                vq.threads = threads;
-                double qps[16], rec = 0;
-                for (int r = -1; r < (int)o->runs; r++) {
-                    uint64_t a = wr_now_ns();
-                    if (mode == 0) {
-                        st = vec_search_batch(ix, q, nq, &vq, hits, cnt);
-                    } else {
-                        for (size_t i = 0; i < nq && st == WR_OK; i++)
-                            st = vec_search(ix, q + i * dim, &vq, hits + i * o->k, &cnt[i]);
+        for (uint32_t ri = 0; ri < o->refine_cnt; ri++) {
+            for (uint32_t ti = 0; ti < (mode ? 1 : o->threads_cnt); ti++) {
+                uint32_t threads = mode ? 1 : o->threads[ti];
+                for (uint32_t pi = 0; pi < o->nprobe_cnt; pi++) {
+                    vec_query vq;
+                    vec_query_init(&vq);
+                    vq.k = o->k;
+                    vq.nprobe = o->nprobe[pi];
+                    vq.refine = o->refine[ri];
+                    vq.threads = threads;
+                    double qps[16], rec = 0;
+                    for (int r = -1; r < (int)o->runs; r++) {
+                        uint64_t a = wr_now_ns();
+                        if (mode == 0) {
+                            st = vec_search_batch(ix, q, nq, &vq, hits, cnt);
+                        } else {
+                            for (size_t i = 0; i < nq && st == WR_OK; i++)
+                                st = vec_search(ix, q + i * dim, &vq, hits + i * o->k, &cnt[i]);
+                        }
+                        double sec = (double)(wr_now_ns() - a) / 1e9;
+                        if (st != WR_OK) {
+                            wb_say_fail(WV_FAMILY, "searching", st);
+                            goto out_keys;
+                        }
+                        if (r >= 0)
+                            qps[r] = (double)nq / sec;
+                        else
+                            rec = wv_recall(hits, cnt, nq, o->k, gt, gdim);
                     }
-                    double sec = (double)(wr_now_ns() - a) / 1e9;
-                    if (st != WR_OK) {
-                        wb_say_fail(WV_FAMILY, "searching", st);
-                        goto out_keys;
-                    }
-                    if (r >= 0)
-                        qps[r] = (double)nq / sec;
+                    wb_summary sm = wb_summarize(qps, o->runs);
+                    if (o->json)
+                        printf("{\"engine\":\"weir\",\"event\":\"search\",\"mode\":\"%s\","
+                               "\"threads\":%u,\"nprobe\":%u,\"refine\":%u,\"k\":%u,"
+                               "\"recall\":%.4f,\"qps\":%.1f,\"qps_min\":%.1f,\"qps_max\":%.1f,"
+                               "\"runs\":%u}\n",
+                               mode ? "single" : "batch", threads, o->nprobe[pi], o->refine[ri],
+                               o->k, rec, sm.median, sm.min, sm.max, o->runs);
                     else
-                        rec = wv_recall(hits, cnt, nq, o->k, gt, gdim);
+                        printf("%-7s %-7u %-7u %-7u %-8.4f %12.0f %10.0f %10.0f%s\n",
+                               mode ? "single" : "batch", o->refine[ri], threads, o->nprobe[pi],
+                               rec, sm.median, sm.min, sm.max, sm.spread > 0.3 ? "  NOISY" : "");
+                    fflush(stdout);
                 }
-                wb_summary sm = wb_summarize(qps, o->runs);
-                if (o->json)
-                    printf("{\"engine\":\"weir\",\"event\":\"search\",\"mode\":\"%s\","
-                           "\"threads\":%u,\"nprobe\":%u,\"refine\":%u,\"k\":%u,"
-                           "\"recall\":%.4f,\"qps\":%.1f,\"qps_min\":%.1f,\"qps_max\":%.1f,"
-                           "\"runs\":%u}\n",
-                           mode ? "single" : "batch", threads, o->nprobe[pi], o->refine, o->k, rec,
-                           sm.median, sm.min, sm.max, o->runs);
-                else
-                    printf("%-7s %-7u %-7u %-8.4f %12.0f %10.0f %10.0f%s\n",
-                           mode ? "single" : "batch", threads, o->nprobe[pi], rec, sm.median,
-                           sm.min, sm.max, sm.spread > 0.3 ? "  NOISY" : "");
-                fflush(stdout);
             }
         }
     }
@@ -329,6 +352,7 @@ int wb_vec_main(int argc, char **argv)
     uint32_t one;
     const char *dflt_np = "1,2,4,8,16,32,64";
     wv_list(dflt_np, o.nprobe, WV_MAX_POINTS, &o.nprobe_cnt, 1u << 20);
+    o.refine_cnt = 1; /* refine[0] = 0: no re-rank */
     o.threads[0] = 1;
     o.threads[1] = 2;
     o.threads_cnt = 2;
@@ -359,8 +383,7 @@ int wb_vec_main(int argc, char **argv)
             ok = wv_list(optarg, o.nprobe, WV_MAX_POINTS, &o.nprobe_cnt, 1u << 20);
             break;
         case 'R':
-            o.refine = (uint32_t)strtoul(optarg, NULL, 10);
-            ok = o.refine <= 64;
+            ok = wv_list_from(optarg, o.refine, 8, &o.refine_cnt, 0, 64);
             break;
         case 'k':
             ok = wv_list(optarg, &o.k, 1, &one, 1024);

@@ -374,7 +374,7 @@ static const char *opts_problem(const vec_options *o)
     uint32_t m = o->m ? o->m : (o->nbits == 8 ? o->dim / 4 : o->dim / 2);
     if (m == 0)
         m = 1;
-    if (o->dim % m != 0 || m > VEC_MAX_M || (o->nbits == 4 && (m % 2 != 0 || m > 256)))
+    if (o->dim % m != 0 || m > VEC_MAX_M || (o->nbits == 4 && (m % 2 != 0 || m > VEC_MAX_M4)))
         return "m does not fit dim and nbits";
     if (o->partitions < 1 || o->partitions > 4096)
         return "partitions out of range";
@@ -781,7 +781,7 @@ static wr_status check_quant(vf_view *v, const char *dir, const manifest *mf, qi
                           "MANIFEST's options",
                           metric, nbits, m, nlist);
     if (m == 0 || m > VEC_MAX_M || mf->o.dim % m != 0 || dsub != mf->o.dim / m ||
-        ksub != 1u << nbits || (nbits == 4 && (m % 2 != 0 || m > 256)) || nlist == 0 ||
+        ksub != 1u << nbits || (nbits == 4 && (m % 2 != 0 || m > VEC_MAX_M4)) || nlist == 0 ||
         nlist > (1u << 20) || !kf_zero(h, 48) || !isfinite(err) || err < 0 || !isfinite(imb) ||
         imb < 0)
         return VF_CORRUPT(path,

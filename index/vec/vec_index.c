@@ -64,7 +64,7 @@ static wr_status opts_check(const vec_options *o)
     uint32_t m = o->m ? o->m : (o->nbits == 8 ? o->dim / 4 : o->dim / 2);
     if (m == 0)
         m = 1;
-    if (o->dim % m != 0 || m > VEC_MAX_M || (o->nbits == 4 && (m % 2 != 0 || m > 256)))
+    if (o->dim % m != 0 || m > VEC_MAX_M || (o->nbits == 4 && (m % 2 != 0 || m > VEC_MAX_M4)))
         return wr_err(WR_ERR_INVAL,
                       "vector index: m=%u does not fit dim=%u with nbits=%u (m must divide the "
                       "dimension, be at most %u, and for 4 bits be even and at most 256)",

@@ -25,7 +25,8 @@
 #define VEC_NO_LIST     UINT32_MAX
 #define VEC_MAX_K       4096u
 #define VEC_MAX_DIM     65536u
-#define VEC_MAX_M       4096u /* sub-quantizers (4-bit: 256, so 16-bit sums cannot overflow) */
+#define VEC_MAX_M       4096u /* sub-quantizers */
+#define VEC_MAX_M4      256u  /* with 4-bit codes: 16-bit sums of m bytes cannot overflow */
 
 typedef struct vec_quant {
     atomic_uint refs;
