@@ -5,21 +5,23 @@
 #
 #   bench/vec-peers.sh [--quick] [--runs N] [--dir SCRATCH_PARENT] [--no-install]
 #                      [--sets easy,hard,d384] [--nbits 8,4] [--nlist 1024] [--m 32]
-#                      [--m4 M] [--refine R] [--refine4 R] [--nprobe LIST] [--single]
+#                      [--m4 M] [--refine R[,R]] [--refine4 R[,R]] [--nprobe LIST] [--single]
 #
 # Data: `weir bench vec-gen --preset SET` (1 M x 128 for easy/hard, 500 k x 384 for d384,
 # 1000 queries, exact top-100 ground truth; --quick: 100,000 base vectors, 200 queries) in a
 # scratch directory under --dir (default /tmp), removed at the end. Each engine builds
 # IVF{nlist},PQ{m} with nbits 8 (Faiss: PQ{m}) and IVF{nlist},PQ{m4} with nbits 4 (Faiss:
 # fast-scan PQ{m4}x4fs; --m4 defaults to 2 * --m, the same code bytes per vector), re-rank
-# factor --refine (default 0 = none; --refine4 for the 4-bit runs, default --refine), then
-# searches k=10 at each --nprobe (default 1,2,3,4,6,8,12,16,24,32,48,64,96,128) with 1 and 2
-# threads, the whole query set per call (--single: also one query per call), --runs timed
-# calls (default 3) after a warm-up. For each Faiss point (recall r, QPS f) the table gives the best
-# weir QPS among weir points of the same configuration and thread count with recall >= r, and
-# weir / Faiss. With both nbits, a last table per set compares the two frontiers: each point
-# of Faiss's recall-QPS Pareto frontier (over both its configurations) against weir's best
-# point over both of its configurations with recall >= r, overall and for r >= 0.95.
+# factor --refine (default 0 = none; --refine4 for the 4-bit runs, default --refine; either
+# may be a list, 8,16: each factor is a configuration of its own, measured on the one build),
+# then searches k=10 at each --nprobe (default 1,2,3,4,6,8,12,16,24,32,48,64,96,128) with 1
+# and 2 threads, the whole query set per call (--single: also one query per call), --runs
+# timed calls (default 3) after a warm-up. For each Faiss point (recall r, QPS f) the table
+# gives the best weir QPS among weir points of the same configuration (nbits, refine) and
+# thread count with recall >= r, and weir / Faiss. With both nbits, a last table per set
+# compares the two frontiers: each point of Faiss's recall-QPS Pareto frontier (over all its
+# configurations) against weir's best point over all of its configurations with recall >= r,
+# overall and for r >= 0.95.
 # Missing peers are installed with apt-get (python3-faiss libopenblas0-openmp python3-numpy
 # jq). WEIR (default build/tools/weir) and VECGEN (default "$WEIR bench vec-gen"; when weir
 # lacks it, bench/wb_vecgen.c is compiled into the scratch directory) override the tools;
@@ -58,7 +60,7 @@ while [ $# -gt 0 ]; do
     --refine4) REFINE4=$2; shift ;;
     --nprobe) NPROBE=$2; shift ;;
     --single) SINGLE=1 ;;
-    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "vec-peers.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -75,7 +77,8 @@ M4=${M4:-$((2 * M))}
 REFINE4=${REFINE4:-$REFINE}
 isnum "$M4" && [ "$M4" -ge 1 ] || { say "--m4 '$M4': expected a positive integer"; exit 2; }
 for r in "$REFINE" "$REFINE4"; do
-    isnum "$r" || { say "--refine/--refine4 '$r': expected 0 (none) or a factor >= 1"; exit 2; }
+    [[ $r =~ ^[0-9]+(,[0-9]+)*$ ]] ||
+        { say "--refine/--refine4 '$r': expected 0 (none) or factors >= 1, R,R,..."; exit 2; }
 done
 [[ $NPROBE =~ ^[0-9]+(,[0-9]+)*$ ]] || { say "--nprobe '$NPROBE': expected N,N,..."; exit 2; }
 for s in ${SETS//,/ }; do
@@ -191,6 +194,9 @@ fb, wb = pick(F, "build"), pick(W, "build")
 def usable(x):
     return all(isinstance(x.get(k), (int, float)) for k in ("threads", "nprobe", "recall", "qps"))
 
+def rf(x):
+    return x.get("refine", 0) or 0
+
 fs = [x for x in pick(F, "search") if usable(x)]
 wall = [x for x in pick(W, "search") if usable(x)]
 ws = [x for x in wall if x.get("mode", "batch") == "batch"]
@@ -225,32 +231,34 @@ for s in scan4:
 
 print()
 print("recall@10 vs QPS (median of runs; min..max; * = spread > 30%)")
-print("%-6s %-6s %7s %6s %8s %12s %21s" % ("engine", "mode", "threads", "nprobe", "recall",
-                                           "QPS", "min..max"))
+print("%-6s %-6s %6s %7s %6s %8s %12s %21s" % ("engine", "mode", "refine", "threads", "nprobe",
+                                                "recall", "QPS", "min..max"))
 for eng, pts in (("faiss", fs), ("weir", wall)):
-    for x in sorted(pts, key=lambda x: (x.get("mode", "batch"), x["threads"], x["nprobe"])):
+    for x in sorted(pts, key=lambda x: (x.get("mode", "batch"), rf(x), x["threads"], x["nprobe"])):
         lo, hi = x.get("qps_min", x["qps"]), x.get("qps_max", x["qps"])
         star = "*" if x.get("noisy") or (x["qps"] > 0 and (hi - lo) / x["qps"] > 0.30) else ""
-        print("%-6s %-6s %7d %6d %8.4f %12.0f %21s" % (
-            eng, x.get("mode", "batch"), x["threads"], x["nprobe"], x["recall"], x["qps"],
+        print("%-6s %-6s %6d %7d %6d %8.4f %12.0f %21s" % (
+            eng, x.get("mode", "batch"), rf(x), x["threads"], x["nprobe"], x["recall"], x["qps"],
             "%.0f..%.0f%s" % (lo, hi, star)))
 if not wall:
     print("weir   weir bench vec: not available" if not have_weir else
           "weir   (no search lines)")
 
 print()
-print("target: weir QPS >= 3x Faiss QPS at every recall level (batch mode, same threads)")
-print("%7s %6s %8s %12s %12s %8s" % ("threads", "nprobe", "recall", "faiss QPS",
-                                     "best weir", "ratio"))
+print("target: weir QPS >= 3x Faiss QPS at every recall level (batch mode, same threads, same")
+print("refine: weir's best point of the same configuration at recall >= Faiss's)")
+print("%6s %7s %6s %8s %12s %12s %8s" % ("refine", "threads", "nprobe", "recall", "faiss QPS",
+                                         "best weir", "ratio"))
 ratios = []
 for x in sorted([x for x in fs if x.get("mode", "batch") == "batch"],
-                key=lambda x: (x["threads"], x["nprobe"])):
-    cand = [w["qps"] for w in ws if w["threads"] == x["threads"] and w["recall"] >= x["recall"]]
+                key=lambda x: (rf(x), x["threads"], x["nprobe"])):
+    cand = [w["qps"] for w in ws if w["threads"] == x["threads"] and rf(w) == rf(x) and
+            w["recall"] >= x["recall"]]
     best = max(cand) if cand else None
     ratio = best / x["qps"] if best is not None and x["qps"] > 0 else None
     ratios.append(ratio)
-    print("%7d %6d %8.4f %12.0f %12s %8s" % (
-        x["threads"], x["nprobe"], x["recall"], x["qps"],
+    print("%6d %7d %6d %8.4f %12.0f %12s %8s" % (
+        rf(x), x["threads"], x["nprobe"], x["recall"], x["qps"],
         "%.0f" % best if best is not None else "-",
         "%.2f" % ratio if ratio is not None else "-"))
 if not ws:
@@ -291,11 +299,11 @@ def points(paths):
                 except ValueError:
                     continue
                 if x.get("event") == "build":
-                    conf = "PQ%sx%s r%s" % (x.get("m"), x.get("nbits"), x.get("refine"))
+                    conf = "PQ%sx%s" % (x.get("m"), x.get("nbits"))
                 elif (x.get("event") == "search" and x.get("mode", "batch") == "batch" and
                       all(isinstance(x.get(k), (int, float))
                           for k in ("threads", "nprobe", "recall", "qps"))):
-                    x["conf"] = conf
+                    x["conf"] = "%s r%s" % (conf, x.get("refine", 0))
                     out.append(x)
     return out
 

@@ -147,12 +147,50 @@ static void test_fastscan4_floor(void **state)
     vec_close(ix);
 }
 
+/* A search with a filter every vector passes gives exactly the answers of one without: a
+ * filtered search never seeds the collector's bound from the first list (seed_bound), so this
+ * checks the seeded bound against the plain collector, on both code sizes, with and without
+ * re-ranking, at nprobe 1 (one list: the seed decides most) and 8. */
+static void test_seeded_bound_changes_nothing(void **state)
+{
+    (void)state;
+    enum { K = 10 };
+    vec_filter all = {.time_min = INT64_MIN + 1, .time_max = INT64_MAX};
+    for (int code = 0; code < 2; code++) {
+        vec_index *ix = code ? build(4, 64) : build(8, 32);
+        const uint32_t probes[2] = {1, 8}, refines[3] = {0, 2, 4};
+        for (int pi = 0; pi < 2; pi++) {
+            for (int ri = 0; ri < 3; ri++) {
+                for (size_t i = 0; i < g_nq; i++) {
+                    vec_hit a[K], b[K];
+                    uint32_t na = 0, nb = 0;
+                    vec_query q;
+                    vec_query_init(&q);
+                    q.k = K;
+                    q.nprobe = probes[pi];
+                    q.refine = refines[ri];
+                    assert_int_equal(vec_search(ix, g_q + i * g_d, &q, a, &na), WR_OK);
+                    q.filter = &all;
+                    assert_int_equal(vec_search(ix, g_q + i * g_d, &q, b, &nb), WR_OK);
+                    assert_int_equal(na, nb);
+                    for (uint32_t j = 0; j < na; j++) {
+                        assert_string_equal(a[j].key, b[j].key);
+                        assert_true(a[j].dist == b[j].dist);
+                    }
+                }
+            }
+        }
+        vec_close(ix);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_is_ground_truth),
         cmocka_unit_test(test_ivfpq8_floors),
         cmocka_unit_test(test_fastscan4_floor),
+        cmocka_unit_test(test_seeded_bound_changes_nothing),
     };
     return cmocka_run_group_tests(tests, load, unload);
 }
