@@ -19,7 +19,11 @@
  * moved ones is closer than l2, it is the nearest of all, and l2 becomes the smaller of l2 and
  * the second-nearest of those; else the point is measured against every centroid. The moved
  * centroids are packed like a search's coarse step and the products come from dots_packed over
- * L2-sized chunks of points, at the speed of the full assignment. Bounds on moving centroids
+ * L2-sized chunks of points; a pass that measures every point this way (dots_packed, then a
+ * scalar pass over its products for the nearest two) is not faster than the fused assign
+ * kernel, so at d = 128, where 65-99% of the centroids move in every iteration, the pruning
+ * gains little or loses (the hard set's 4-bit training went 5.5 s -> 8.3 s in one run; not yet
+ * measured side by side). Bounds on moving centroids
  * were tried first and pruned little on the benchmark's d = 384 set (Hamerly's: 6% of the
  * distances; Yinyang's, 64 groups: 31%, on a per-point path twice as slow): there a point's
  * nearest and second-nearest centroids differ by 4-7% in distance, less than the largest
