@@ -46,6 +46,13 @@ typedef struct vk_ops {
     void (*assign)(const float *x, size_t n, const float *c, const float *cnorm, size_t k, size_t d,
                    uint32_t *idx_out, float *dist_out);
 
+    /* assign with the centroids packed by vk_pack_panels() (pk, k of them), and optionally
+     * (dist2_out not NULL) the second-smallest squared distance of each point: equal to dist_out
+     * when two centroids tie, +inf when k = 1. Any n >= 0 and d >= 1; nothing is packed per call,
+     * so a caller that assigns many batches against the same centroids packs them once. */
+    void (*assign_packed)(const float *x, size_t n, const float *pk, const float *cnorm, size_t k,
+                          size_t d, uint32_t *idx_out, float *dist_out, float *dist2_out);
+
     /* PQ lookup tables. The query q (d = m * dsub floats) is cut into m sub-vectors; the codebook
      * cb holds, for each sub-quantizer j, ksub centroids of dsub floats:
      * cb[(j * ksub + c) * dsub .. + dsub). Writes lut[j * ksub + c] = l2sq (resp. ip) of q's

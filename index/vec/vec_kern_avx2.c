@@ -16,6 +16,10 @@
  *                  a register. The running maximum per lane and its index live across the
  *                  panel; ||x||^2 is added once per point at the end. Fewer than 64 points or
  *                  d > 512: asg_direct, 2 points x 4 centroids vectorised along d.
+ *   assign_packed  the same micro-kernel reading centroids already packed by vk_pack_panels (the
+ *                  asg_panel layout), any n and d; with dist2_out, each lane also keeps its
+ *                  second-largest w (max(sec, min(w, best))), folded with every lane's best
+ *                  but the winner's.
  *   pq_lut_*       one l2sq_n/ip_n per sub-quantizer (ksub vectors of dsub floats).
  *   pq_scan8       scalar, 4 codes and 8 add chains at a time (faster than vgatherdps on Zen 3).
  *   pq_scan4       vpshufb lookups, 2 sub-quantizers per ymm, 16-bit accumulation (see
@@ -287,8 +291,11 @@ static void asg_pack(asg_panel *pn, const float *c, const float *cnorm, size_t k
     }
 }
 
-/* Lane-wise maximum of best (indices in bi) folded to one (value, lowest index among equals). */
-AV_INLINE void asg_fold(simde__m256 best, simde__m256i bi, float *w_out, uint32_t *j_out)
+/* Lane-wise maximum of best (indices in bi) folded to one (value, lowest index among equals).
+ * With sec (each lane's second-largest), also the second-largest of all (w2_out): the largest
+ * of every lane's second and every lane's best but the winner's. */
+AV_INLINE void asg_fold(simde__m256 best, simde__m256i bi, const simde__m256 *sec, float *w_out,
+                        uint32_t *j_out, float *w2_out)
 {
     simde__m256 m = simde_mm256_max_ps(best, simde_mm256_permute2f128_ps(best, best, 1));
     m = simde_mm256_max_ps(m, simde_mm256_shuffle_ps(m, m, 0x4E));
@@ -301,10 +308,25 @@ AV_INLINE void asg_fold(simde__m256 best, simde__m256i bi, float *w_out, uint32_
     cand = simde_mm256_min_epu32(cand, simde_mm256_shuffle_epi32(cand, 0xB1));
     *w_out = simde_mm256_cvtss_f32(m);
     *j_out = (uint32_t)simde_mm256_cvtsi256_si32(cand);
+    if (sec) { /* lanes hold distinct indices, so only the winner's lane matches */
+        simde__m256i won = simde_mm256_cmpeq_epi32(bi, cand);
+        simde__m256 r = simde_mm256_blendv_ps(best, simde_mm256_set1_ps(-INFINITY),
+                                              simde_mm256_castsi256_ps(won));
+        r = simde_mm256_max_ps(r, *sec);
+        r = simde_mm256_max_ps(r, simde_mm256_permute2f128_ps(r, r, 1));
+        r = simde_mm256_max_ps(r, simde_mm256_shuffle_ps(r, r, 0x4E));
+        r = simde_mm256_max_ps(r, simde_mm256_shuffle_ps(r, r, 0xB1));
+        *w2_out = simde_mm256_cvtss_f32(r);
+    }
 }
 
-AV_INLINE void asg_update(simde__m256 w, simde__m256i jv, simde__m256 *best, simde__m256i *bi)
+/* With sec: the lane's second-largest so far becomes the larger of it and min(w, best) (a tie
+ * with the best makes the second equal to it). */
+AV_INLINE void asg_update(simde__m256 w, simde__m256i jv, simde__m256 *best, simde__m256i *bi,
+                          simde__m256 *sec)
 {
+    if (sec)
+        *sec = simde_mm256_max_ps(*sec, simde_mm256_min_ps(w, *best));
     simde__m256 gt = simde_mm256_cmp_ps(w, *best, SIMDE_CMP_GT_OQ); /* strict: lower index wins */
     *best = simde_mm256_blendv_ps(*best, w, gt);
     *bi = simde_mm256_blendv_epi8(*bi, jv, simde_mm256_castps_si256(gt));
@@ -328,12 +350,16 @@ AV_INLINE void av_panel_fma(const float *const *xp, const float *ct, size_t d, s
     }
 }
 
-/* Points x[i0 .. i0 + np) (np <= ASG_P; missing rows repeat the last) against a packed panel. */
-AV_INLINE void asg_block(const asg_panel *pn, const float *x, size_t i0, size_t np, size_t d,
-                         size_t j0, size_t kp, int first, uint32_t *idx_out, float *w_out)
+/* Points x[i0 .. i0 + np) (np <= ASG_P; missing rows repeat the last) against kp centroids
+ * from j0 packed at pk (the vk_pack_panels layout: ASG_W == VK_PANEL), hn[j - j0] =
+ * -||c_j||^2 / 2 (-inf for padding). w_out/idx_out: the best w = <x, c> - ||c||^2 / 2 over the
+ * panels so far (@first: these are the first); w2_out (NULL: not wanted) the second best. */
+AV_INLINE void asg_block(const float *pk, const float *hn, const float *x, size_t i0, size_t np,
+                         size_t d, size_t j0, size_t kp, int first, uint32_t *idx_out, float *w_out,
+                         float *w2_out)
 {
     const float *xp[ASG_P];
-    simde__m256 best[ASG_P];
+    simde__m256 best[ASG_P], sec[ASG_P];
     simde__m256i bi[ASG_P];
     simde__m256i jv = simde_mm256_add_epi32(simde_mm256_set1_epi32((int32_t)j0),
                                             simde_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -343,12 +369,13 @@ AV_INLINE void asg_block(const asg_panel *pn, const float *x, size_t i0, size_t 
     for (size_t p = 0; p < ASG_P; p++) {
         xp[p] = x + (i0 + (p < np ? p : np - 1)) * d;
         best[p] = simde_mm256_set1_ps(-INFINITY);
+        sec[p] = best[p];
         bi[p] = simde_mm256_setzero_si256();
     }
     for (size_t s = 0; s < kp / ASG_W; s++) {
-        const float *ct = pn->pk + s * d * ASG_W;
-        simde__m256 h0 = simde_mm256_load_ps(pn->hn + s * ASG_W);
-        simde__m256 h1 = simde_mm256_load_ps(pn->hn + s * ASG_W + 8);
+        const float *ct = pk + s * d * ASG_W;
+        simde__m256 h0 = simde_mm256_load_ps(hn + s * ASG_W);
+        simde__m256 h1 = simde_mm256_load_ps(hn + s * ASG_W + 8);
         simde__m256 a0[ASG_P], a1[ASG_P];
         AV_UNROLL
         for (size_t p = 0; p < ASG_P; p++) {
@@ -359,21 +386,34 @@ AV_INLINE void asg_block(const asg_panel *pn, const float *x, size_t i0, size_t 
         simde__m256i jv1 = simde_mm256_add_epi32(jv, step);
         AV_UNROLL
         for (size_t p = 0; p < ASG_P; p++) {
-            asg_update(a0[p], jv, &best[p], &bi[p]);
-            asg_update(a1[p], jv1, &best[p], &bi[p]);
+            asg_update(a0[p], jv, &best[p], &bi[p], w2_out ? &sec[p] : NULL);
+            asg_update(a1[p], jv1, &best[p], &bi[p], w2_out ? &sec[p] : NULL);
         }
         jv = simde_mm256_add_epi32(jv1, step);
     }
     AV_UNROLL
     for (size_t p = 0; p < ASG_P; p++) {
-        float w;
+        float w, w2 = -INFINITY;
         uint32_t j;
+        size_t i = i0 + p;
         if (p >= np)
             break;
-        asg_fold(best[p], bi[p], &w, &j);
-        if (first || w > w_out[i0 + p]) { /* panels come in index order: strict keeps the lower */
-            w_out[i0 + p] = w;
-            idx_out[i0 + p] = j;
+        asg_fold(best[p], bi[p], w2_out ? &sec[p] : NULL, &w, &j, &w2);
+        if (first) {
+            w_out[i] = w;
+            idx_out[i] = j;
+            if (w2_out)
+                w2_out[i] = w2;
+            continue;
+        }
+        if (w2_out) { /* the larger of both seconds and the lesser of both bests */
+            float lo = w < w_out[i] ? w : w_out[i];
+            w2 = w2 > lo ? w2 : lo;
+            w2_out[i] = w2 > w2_out[i] ? w2 : w2_out[i];
+        }
+        if (w > w_out[i]) { /* panels come in index order: strict keeps the lower */
+            w_out[i] = w;
+            idx_out[i] = j;
         }
     }
 }
@@ -456,6 +496,27 @@ static void asg_direct(const float *x, size_t n, const float *c, const float *cn
     }
 }
 
+/* w (and w2) -> ||x||^2 - 2w, clamped at 0 (w2 = -inf, k = 1: +inf). */
+AV_INLINE void asg_finish(const float *x, size_t n, size_t d, float *dist_out, float *dist2_out)
+{
+    for (size_t i = 0; i < n; i++) {
+        float xn = av_dist(x + i * d, x + i * d, d, 0), e = xn - 2.0f * dist_out[i];
+        dist_out[i] = e > 0.0f ? e : 0.0f;
+        if (dist2_out) {
+            e = xn - 2.0f * dist2_out[i];
+            dist2_out[i] = e > 0.0f ? e : 0.0f;
+        }
+    }
+}
+
+/* Centroids per panel group: d * ASG_W floats per column block, ASG_BUF floats in all (L1), at
+ * least one block. */
+AV_INLINE size_t asg_group(size_t d)
+{
+    size_t kmax = ASG_BUF / (d * ASG_W) * ASG_W;
+    return kmax < ASG_W ? ASG_W : kmax < ASG_KP ? kmax : ASG_KP;
+}
+
 static void av_assign(const float *x, size_t n, const float *c, const float *cnorm, size_t k,
                       size_t d, uint32_t *idx_out, float *dist_out)
 {
@@ -466,24 +527,54 @@ static void av_assign(const float *x, size_t n, const float *c, const float *cno
         asg_direct(x, n, c, cnorm, k, d, idx_out, dist_out);
     } else {
         asg_panel pn;
-        size_t kmax = ASG_BUF / (d * ASG_W) * ASG_W;
-        kmax = kmax < ASG_KP ? kmax : ASG_KP;
-        size_t kall = (k + ASG_W - 1) / ASG_W * ASG_W;
+        size_t kmax = asg_group(d), kall = (k + ASG_W - 1) / ASG_W * ASG_W;
 
         for (size_t j0 = 0; j0 < k; j0 += kmax) {
             size_t kp = kall - j0 < kmax ? kall - j0 : kmax;
             asg_pack(&pn, c, cnorm, k, d, j0, kp);
             size_t i = 0;
             for (; i + ASG_P <= n; i += ASG_P)
-                asg_block(&pn, x, i, ASG_P, d, j0, kp, j0 == 0, idx_out, dist_out);
+                asg_block(pn.pk, pn.hn, x, i, ASG_P, d, j0, kp, j0 == 0, idx_out, dist_out, NULL);
             if (i < n)
-                asg_block(&pn, x, i, n - i, d, j0, kp, j0 == 0, idx_out, dist_out);
+                asg_block(pn.pk, pn.hn, x, i, n - i, d, j0, kp, j0 == 0, idx_out, dist_out, NULL);
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        float e = av_dist(x + i * d, x + i * d, d, 0) - 2.0f * dist_out[i];
-        dist_out[i] = e > 0.0f ? e : 0.0f;
+    asg_finish(x, n, d, dist_out, NULL);
+}
+
+/* assign_packed: the centroids come packed (the layout asg_block reads), so there is nothing to
+ * pack; only the -||c||^2 / 2 row is built per group of panels. */
+AV_INLINE void asg_packed_run(const float *x, size_t n, const float *pk, const float *cnorm,
+                              size_t k, size_t d, uint32_t *idx_out, float *dist_out,
+                              float *dist2_out)
+{
+    _Alignas(32) float hn[ASG_KP];
+    size_t kmax = asg_group(d), kall = (k + ASG_W - 1) / ASG_W * ASG_W;
+
+    for (size_t j0 = 0; j0 < k; j0 += kmax) {
+        size_t kp = kall - j0 < kmax ? kall - j0 : kmax;
+        for (size_t l = 0; l < kp; l++)
+            hn[l] = j0 + l < k ? -0.5f * cnorm[j0 + l] : -INFINITY;
+        const float *g = pk + j0 * d;
+        size_t i = 0;
+        for (; i + ASG_P <= n; i += ASG_P)
+            asg_block(g, hn, x, i, ASG_P, d, j0, kp, j0 == 0, idx_out, dist_out, dist2_out);
+        if (i < n)
+            asg_block(g, hn, x, i, n - i, d, j0, kp, j0 == 0, idx_out, dist_out, dist2_out);
     }
+    asg_finish(x, n, d, dist_out, dist2_out);
+}
+
+static void av_assign_packed(const float *x, size_t n, const float *pk, const float *cnorm,
+                             size_t k, size_t d, uint32_t *idx_out, float *dist_out,
+                             float *dist2_out)
+{
+    if (n == 0 || k == 0)
+        return;
+    if (dist2_out) /* two copies: the one without a second keeps assign's register use */
+        asg_packed_run(x, n, pk, cnorm, k, d, idx_out, dist_out, dist2_out);
+    else
+        asg_packed_run(x, n, pk, cnorm, k, d, idx_out, dist_out, NULL);
 }
 
 /* ---------------------------------------------------------------- PQ look-up tables */
@@ -688,6 +779,7 @@ const vk_ops vk_ops_avx2 = {
     .l2sq_n = av_l2sq_n,
     .ip_n = av_ip_n,
     .assign = av_assign,
+    .assign_packed = av_assign_packed,
     .pq_lut_l2 = av_pq_lut_l2,
     .pq_lut_ip = av_pq_lut_ip,
     .pq_scan8 = av_pq_scan8,

@@ -15,6 +15,10 @@
  *                  maximum per lane and its index stay in registers across the panel (28 zmm);
  *                  ||x||^2 is added once per point at the end. Fewer than 64 points or d > 512:
  *                  asg_direct, 2 points x 4 centroids vectorised along d.
+ *   assign_packed  the same micro-kernel reading vk_pack_panels' 16-wide panels two at a time as
+ *                  one 32-wide column block (nothing packed per call), any n and d; with
+ *                  dist2_out each lane also keeps its second-largest w (6 more zmm: not measured,
+ *                  this project's machine has no AVX-512; tests run it under emulation).
  *   pq_lut_*       one l2sq_n/ip_n per sub-quantizer (dsub = 4: dense path, 16 centroids/zmm op).
  *   pq_scan8       per vector, vgatherdps of 16 LUT entries at a time (vpmovzxbd of 16 code bytes
  *                  plus the sub-quantizer offsets), 16 vectors reduced by ax_tree16.
@@ -357,8 +361,11 @@ static void asg_pack(asg_panel *pn, const float *c, const float *cnorm, size_t k
     }
 }
 
-/* Lane-wise maximum of best (indices in bi) folded to one (value, lowest index among equals). */
-AX_INLINE void asg_fold(simde__m512 best, simde__m512i bi, float *w_out, uint32_t *j_out)
+/* Lane-wise maximum of best (indices in bi) folded to one (value, lowest index among equals).
+ * With sec (each lane's second-largest), also the second-largest of all (w2_out): the largest
+ * of every lane's second and every lane's best but the winner's. */
+AX_INLINE void asg_fold(simde__m512 best, simde__m512i bi, const simde__m512 *sec, float *w_out,
+                        uint32_t *j_out, float *w2_out)
 {
     simde__m512 m = simde_mm512_max_ps(best, simde_mm512_shuffle_f32x4(best, best, 0x4E));
     m = simde_mm512_max_ps(m, simde_mm512_shuffle_f32x4(m, m, 0xB1));
@@ -374,21 +381,43 @@ AX_INLINE void asg_fold(simde__m512 best, simde__m512i bi, float *w_out, uint32_
     c = simde_mm512_min_epu32(c, simde_mm512_castps_si512(simde_mm512_shuffle_ps(cf, cf, 0xB1)));
     *w_out = ax_first(m);
     *j_out = (uint32_t)simde_mm_cvtsi128_si32(simde_mm512_castsi512_si128(c));
+    if (sec) { /* lanes hold distinct indices, so only the winner's lane matches */
+        simde__mmask16 won =
+            simde_mm512_cmpeq_epi32_mask(bi, simde_mm512_set1_epi32((int32_t)*j_out));
+        simde__m512 r = simde_mm512_mask_mov_ps(best, won, simde_mm512_set1_ps(-INFINITY));
+        r = simde_mm512_max_ps(r, *sec);
+        r = simde_mm512_max_ps(r, simde_mm512_shuffle_f32x4(r, r, 0x4E));
+        r = simde_mm512_max_ps(r, simde_mm512_shuffle_f32x4(r, r, 0xB1));
+        r = simde_mm512_max_ps(r, simde_mm512_shuffle_ps(r, r, 0x4E));
+        r = simde_mm512_max_ps(r, simde_mm512_shuffle_ps(r, r, 0xB1));
+        *w2_out = ax_first(r);
+    }
 }
 
-AX_INLINE void asg_update(simde__m512 w, simde__m512i jv, simde__m512 *best, simde__m512i *bi)
+/* With sec: the lane's second-largest so far becomes the larger of it and min(w, best) (a tie
+ * with the best makes the second equal to it). */
+AX_INLINE void asg_update(simde__m512 w, simde__m512i jv, simde__m512 *best, simde__m512i *bi,
+                          simde__m512 *sec)
 {
+    if (sec)
+        *sec = simde_mm512_max_ps(*sec, simde_mm512_min_ps(w, *best));
     simde__mmask16 gt = simde_mm512_cmp_ps_mask(w, *best, SIMDE_CMP_GT_OQ); /* lower index wins */
     *best = simde_mm512_mask_mov_ps(*best, gt, w);
     *bi = simde_mm512_mask_mov_epi32(*bi, gt, jv);
 }
 
-/* Points x[i0 .. i0 + np) (np <= ASG_P; missing rows repeat the last) against a packed panel. */
-AX_INLINE void asg_block(const asg_panel *pn, const float *x, size_t i0, size_t np, size_t d,
-                         size_t j0, size_t kp, int first, uint32_t *idx_out, float *w_out)
+/* Points x[i0 .. i0 + np) (np <= ASG_P; missing rows repeat the last) against kp centroids from
+ * j0, column blocks of ASG_W = 2 x 16 at pk + s * d * ASG_W: row t of block s's first half at
+ * + t * row, of its second half at + half + t * row (the stack panel: row 32, half 16; the
+ * vk_pack_panels layout: row 16, half 16 * d, or 0 for a lone last panel). hn[j - j0] =
+ * -||c_j||^2 / 2 (-inf for padding). w_out/idx_out: the best w = <x, c> - ||c||^2 / 2 over the
+ * panels so far (@first: these are the first); w2_out (NULL: not wanted) the second best. */
+AX_INLINE void asg_block(const float *pk, size_t row, size_t half, const float *hn, const float *x,
+                         size_t i0, size_t np, size_t d, size_t j0, size_t kp, int first,
+                         uint32_t *idx_out, float *w_out, float *w2_out)
 {
     const float *xp[ASG_P];
-    simde__m512 best[ASG_P];
+    simde__m512 best[ASG_P], sec[ASG_P];
     simde__m512i bi[ASG_P];
     simde__m512i jv = simde_mm512_add_epi32(simde_mm512_set1_epi32((int32_t)j0), ax_const(ax_iota));
     const simde__m512i step = simde_mm512_set1_epi32(16);
@@ -397,12 +426,13 @@ AX_INLINE void asg_block(const asg_panel *pn, const float *x, size_t i0, size_t 
     for (size_t p = 0; p < ASG_P; p++) {
         xp[p] = x + (i0 + (p < np ? p : np - 1)) * d;
         best[p] = simde_mm512_set1_ps(-INFINITY);
+        sec[p] = best[p];
         bi[p] = simde_mm512_setzero_si512();
     }
     for (size_t s = 0; s < kp / ASG_W; s++) {
-        const float *ct = pn->pk + s * d * ASG_W;
-        simde__m512 h0 = simde_mm512_load_ps(pn->hn + s * ASG_W);
-        simde__m512 h1 = simde_mm512_load_ps(pn->hn + s * ASG_W + 16);
+        const float *ct = pk + s * d * ASG_W;
+        simde__m512 h0 = simde_mm512_load_ps(hn + s * ASG_W);
+        simde__m512 h1 = simde_mm512_load_ps(hn + s * ASG_W + 16);
         simde__m512 a0[ASG_P], a1[ASG_P];
         AX_UNROLL
         for (size_t p = 0; p < ASG_P; p++) {
@@ -410,8 +440,8 @@ AX_INLINE void asg_block(const asg_panel *pn, const float *x, size_t i0, size_t 
             a1[p] = h1;
         }
         for (size_t t = 0; t < d; t++) {
-            simde__m512 c0 = simde_mm512_load_ps(ct + t * ASG_W);
-            simde__m512 c1 = simde_mm512_load_ps(ct + t * ASG_W + 16);
+            simde__m512 c0 = simde_mm512_loadu_ps(ct + t * row);
+            simde__m512 c1 = simde_mm512_loadu_ps(ct + half + t * row);
             AX_UNROLL
             for (size_t p = 0; p < ASG_P; p++) {
                 simde__m512 xb = simde_mm512_set1_ps(xp[p][t]);
@@ -422,21 +452,34 @@ AX_INLINE void asg_block(const asg_panel *pn, const float *x, size_t i0, size_t 
         simde__m512i jv1 = simde_mm512_add_epi32(jv, step);
         AX_UNROLL
         for (size_t p = 0; p < ASG_P; p++) {
-            asg_update(a0[p], jv, &best[p], &bi[p]);
-            asg_update(a1[p], jv1, &best[p], &bi[p]);
+            asg_update(a0[p], jv, &best[p], &bi[p], w2_out ? &sec[p] : NULL);
+            asg_update(a1[p], jv1, &best[p], &bi[p], w2_out ? &sec[p] : NULL);
         }
         jv = simde_mm512_add_epi32(jv1, step);
     }
     AX_UNROLL
     for (size_t p = 0; p < ASG_P; p++) {
-        float w;
+        float w, w2 = -INFINITY;
         uint32_t j;
+        size_t i = i0 + p;
         if (p >= np)
             break;
-        asg_fold(best[p], bi[p], &w, &j);
-        if (first || w > w_out[i0 + p]) { /* panels come in index order: strict keeps the lower */
-            w_out[i0 + p] = w;
-            idx_out[i0 + p] = j;
+        asg_fold(best[p], bi[p], w2_out ? &sec[p] : NULL, &w, &j, &w2);
+        if (first) {
+            w_out[i] = w;
+            idx_out[i] = j;
+            if (w2_out)
+                w2_out[i] = w2;
+            continue;
+        }
+        if (w2_out) { /* the larger of both seconds and the lesser of both bests */
+            float lo = w < w_out[i] ? w : w_out[i];
+            w2 = w2 > lo ? w2 : lo;
+            w2_out[i] = w2 > w2_out[i] ? w2 : w2_out[i];
+        }
+        if (w > w_out[i]) { /* panels come in index order: strict keeps the lower */
+            w_out[i] = w;
+            idx_out[i] = j;
         }
     }
 }
@@ -518,6 +561,39 @@ static void asg_direct(const float *x, size_t n, const float *c, const float *cn
     }
 }
 
+/* w (and w2) -> ||x||^2 - 2w, clamped at 0 (w2 = -inf, k = 1: +inf). */
+AX_INLINE void asg_finish(const float *x, size_t n, size_t d, float *dist_out, float *dist2_out)
+{
+    for (size_t i = 0; i < n; i++) {
+        float xn = ax_dist(x + i * d, x + i * d, d, 0), e = xn - 2.0f * dist_out[i];
+        dist_out[i] = e > 0.0f ? e : 0.0f;
+        if (dist2_out) {
+            e = xn - 2.0f * dist2_out[i];
+            dist2_out[i] = e > 0.0f ? e : 0.0f;
+        }
+    }
+}
+
+/* Centroids per panel group: d * ASG_W floats per column block, ASG_BUF floats in all (L1), at
+ * least one block. */
+AX_INLINE size_t asg_group(size_t d)
+{
+    size_t kmax = ASG_BUF / (d * ASG_W) * ASG_W;
+    return kmax < ASG_W ? ASG_W : kmax < ASG_KP ? kmax : ASG_KP;
+}
+
+/* The blocks of points against one group of panels. */
+AX_INLINE void asg_group_run(const float *pk, size_t row, size_t half, const float *hn,
+                             const float *x, size_t n, size_t d, size_t j0, size_t kp,
+                             uint32_t *idx_out, float *w_out, float *w2_out)
+{
+    size_t i = 0;
+    for (; i + ASG_P <= n; i += ASG_P)
+        asg_block(pk, row, half, hn, x, i, ASG_P, d, j0, kp, j0 == 0, idx_out, w_out, w2_out);
+    if (i < n)
+        asg_block(pk, row, half, hn, x, i, n - i, d, j0, kp, j0 == 0, idx_out, w_out, w2_out);
+}
+
 static void ax_assign(const float *x, size_t n, const float *c, const float *cnorm, size_t k,
                       size_t d, uint32_t *idx_out, float *dist_out)
 {
@@ -528,24 +604,54 @@ static void ax_assign(const float *x, size_t n, const float *c, const float *cno
         asg_direct(x, n, c, cnorm, k, d, idx_out, dist_out);
     } else {
         asg_panel pn;
-        size_t kmax = ASG_BUF / (d * ASG_W) * ASG_W;
-        size_t kall = (k + ASG_W - 1) / ASG_W * ASG_W;
+        size_t kmax = asg_group(d), kall = (k + ASG_W - 1) / ASG_W * ASG_W;
 
-        kmax = kmax < ASG_KP ? kmax : ASG_KP;
         for (size_t j0 = 0; j0 < k; j0 += kmax) {
             size_t kp = kall - j0 < kmax ? kall - j0 : kmax;
             asg_pack(&pn, c, cnorm, k, d, j0, kp);
-            size_t i = 0;
-            for (; i + ASG_P <= n; i += ASG_P)
-                asg_block(&pn, x, i, ASG_P, d, j0, kp, j0 == 0, idx_out, dist_out);
-            if (i < n)
-                asg_block(&pn, x, i, n - i, d, j0, kp, j0 == 0, idx_out, dist_out);
+            asg_group_run(pn.pk, ASG_W, 16, pn.hn, x, n, d, j0, kp, idx_out, dist_out, NULL);
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        float e = ax_dist(x + i * d, x + i * d, d, 0) - 2.0f * dist_out[i];
-        dist_out[i] = e > 0.0f ? e : 0.0f;
+    asg_finish(x, n, d, dist_out, NULL);
+}
+
+/* assign_packed: vk_pack_panels' 16-wide panels read in pairs as the 32-wide column blocks, so
+ * nothing is packed; a lone last panel is read as both halves, its second half's -||c||^2 / 2
+ * row -inf. */
+AX_INLINE void asg_packed_run(const float *x, size_t n, const float *pk, const float *cnorm,
+                              size_t k, size_t d, uint32_t *idx_out, float *dist_out,
+                              float *dist2_out)
+{
+    _Alignas(64) float hn[ASG_KP];
+    size_t panels = (k + VK_PANEL - 1) / VK_PANEL, kpair = panels / 2 * ASG_W;
+    size_t kmax = asg_group(d);
+
+    for (size_t j0 = 0; j0 < kpair; j0 += kmax) {
+        size_t kp = kpair - j0 < kmax ? kpair - j0 : kmax;
+        for (size_t l = 0; l < kp; l++)
+            hn[l] = j0 + l < k ? -0.5f * cnorm[j0 + l] : -INFINITY;
+        asg_group_run(pk + j0 * d, VK_PANEL, VK_PANEL * d, hn, x, n, d, j0, kp, idx_out, dist_out,
+                      dist2_out);
     }
+    if (panels % 2) {
+        for (size_t l = 0; l < ASG_W; l++)
+            hn[l] = l < VK_PANEL && kpair + l < k ? -0.5f * cnorm[kpair + l] : -INFINITY;
+        asg_group_run(pk + kpair * d, VK_PANEL, 0, hn, x, n, d, kpair, ASG_W, idx_out, dist_out,
+                      dist2_out);
+    }
+    asg_finish(x, n, d, dist_out, dist2_out);
+}
+
+static void ax_assign_packed(const float *x, size_t n, const float *pk, const float *cnorm,
+                             size_t k, size_t d, uint32_t *idx_out, float *dist_out,
+                             float *dist2_out)
+{
+    if (n == 0 || k == 0)
+        return;
+    if (dist2_out) /* two copies: the one without a second keeps assign's register use */
+        asg_packed_run(x, n, pk, cnorm, k, d, idx_out, dist_out, dist2_out);
+    else
+        asg_packed_run(x, n, pk, cnorm, k, d, idx_out, dist_out, NULL);
 }
 
 /* ---------------------------------------------------------------- PQ look-up tables */
@@ -733,6 +839,7 @@ const vk_ops vk_ops_avx512 = {
     .l2sq_n = ax_l2sq_n,
     .ip_n = ax_ip_n,
     .assign = ax_assign,
+    .assign_packed = ax_assign_packed,
     .pq_lut_l2 = ax_pq_lut_l2,
     .pq_lut_ip = ax_pq_lut_ip,
     .pq_scan8 = ax_pq_scan8,

@@ -5,6 +5,8 @@
  * Invariants: (1) assign() uses the direct form sum (x - c)^2, never the norm expansion, so its
  * distances are the exact reference; (2) on equal distances the lower centroid index wins;
  * (3) pq_scan4 is integer arithmetic and exact. */
+#include <math.h>
+
 #include "vec_kern.h"
 
 static float sc_l2sq(const float *a, const float *b, size_t d)
@@ -57,6 +59,38 @@ static void sc_assign(const float *x, size_t n, const float *c, const float *cno
         }
         idx_out[i] = best;
         dist_out[i] = bd;
+    }
+}
+
+/* The direct form again, reading centroid j as column j % VK_PANEL of panel j / VK_PANEL. */
+static void sc_assign_packed(const float *x, size_t n, const float *pk, const float *cnorm,
+                             size_t k, size_t d, uint32_t *idx_out, float *dist_out,
+                             float *dist2_out)
+{
+    (void)cnorm;
+    for (size_t i = 0; i < n && k > 0; i++) {
+        const float *xi = x + i * d;
+        uint32_t best = 0;
+        float b1 = INFINITY, b2 = INFINITY;
+        for (size_t j = 0; j < k; j++) {
+            const float *col = pk + (j / VK_PANEL) * d * VK_PANEL + j % VK_PANEL;
+            float e = 0.0f;
+            for (size_t t = 0; t < d; t++) {
+                float u = xi[t] - col[t * VK_PANEL];
+                e += u * u;
+            }
+            if (j == 0 || e < b1) { /* strict: the lower index wins a tie */
+                b2 = b1;
+                b1 = e;
+                best = (uint32_t)j;
+            } else if (e < b2) {
+                b2 = e;
+            }
+        }
+        idx_out[i] = best;
+        dist_out[i] = b1;
+        if (dist2_out)
+            dist2_out[i] = b2;
     }
 }
 
@@ -121,6 +155,7 @@ const vk_ops vk_ops_scalar = {
     .l2sq_n = sc_l2sq_n,
     .ip_n = sc_ip_n,
     .assign = sc_assign,
+    .assign_packed = sc_assign_packed,
     .pq_lut_l2 = sc_pq_lut_l2,
     .pq_lut_ip = sc_pq_lut_ip,
     .pq_scan8 = sc_pq_scan8,

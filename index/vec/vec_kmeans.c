@@ -17,17 +17,20 @@
  * a lower bound on the squared distance to every other (l2, the second-nearest when it was
  * last measured). If the nearest of its own centroid (u2 if it stayed, else measured) and the
  * moved ones is closer than l2, it is the nearest of all, and l2 becomes the smaller of l2 and
- * the second-nearest of those; else the point is measured against every centroid. The moved
- * centroids are packed like a search's coarse step and the products come from dots_packed over
- * L2-sized chunks of points; a pass that measures every point this way (dots_packed, then a
- * scalar pass over its products for the nearest two) is not faster than the fused assign
- * kernel, so at d = 128, where 65-99% of the centroids move in every iteration, the pruning
- * gains little or loses (the hard set's 4-bit training went 5.5 s -> 8.3 s in one run; not yet
- * measured side by side). Bounds on moving centroids
- * were tried first and pruned little on the benchmark's d = 384 set (Hamerly's: 6% of the
- * distances; Yinyang's, 64 groups: 31%, on a per-point path twice as slow): there a point's
- * nearest and second-nearest centroids differ by 4-7% in distance, less than the largest
- * drift of a centroid in most iterations. On that set 94, 60, 46, 38, 33, 29, 26 and 24% of the
+ * the second-nearest of those; else the point is measured against every centroid. Every
+ * measurement is the assign_packed kernel (nearest and second-nearest in one fused pass, the
+ * centroids packed once per iteration): the moved centroids, packed apart, against L2-sized
+ * chunks of points, then every centroid for the points whose bound failed (about 1% on the
+ * benchmark's hard set), so a pass costs about the share of centroids that moved. Above 90%
+ * moved, every point is measured against every centroid. On the hard set (d = 128), where 65-99%
+ * of the centroids move in every iteration, the coarse k-means took about 0.75 of Lloyd's time
+ * in interleaved runs. An earlier version took the products from dots_packed and found the
+ * nearest two in a scalar pass over them, which cost as much as the distances it saved at
+ * d = 128 (hard-set training: 7.65 s then, 5.71 s now, medians of 3 interleaved runs). Bounds
+ * on moving centroids were tried first and pruned little on the benchmark's d = 384 set
+ * (Hamerly's: 6% of the distances; Yinyang's, 64 groups: 31%, on a per-point path twice as
+ * slow): there a point's nearest and second-nearest centroids differ by 4-7% in distance, less
+ * than the largest drift of a centroid in most iterations. On that set 94, 60, 46, 38, 33, 29, 26 and 24% of the
  * centroids moved in iterations 2 to 9, and the coarse k-means computed 0.55 of Lloyd's distances:
  * 19 s -> 12 s. Used for d >= 16 and k >= 64; the PQ sub-quantizers (d of 2 .. 16, 16 or 256
  * centroids) run plain Lloyd on the assign kernel. */
@@ -113,7 +116,7 @@ void vec_assign_mt(const vk_ops *kern, const float *x, size_t n, size_t d, const
 /* ---------------------------------------------------------------- moved-centroid pruning */
 #define KM_BOUNDS_MIN_D 16
 #define KM_BOUNDS_MIN_K 64
-#define KM_ALL_MOVED    0.75         /* above this share of moved centroids: measure every point */
+#define KM_ALL_MOVED    0.9          /* above this share of moved centroids: measure every point */
 #define KM_BOUND_TOL    1e-5f        /* of ||x||^2 + max ||c||^2: the rounding of a distance */
 #define KM_CHUNK_PTS    (128u << 10) /* bytes of points per kernel call (they stay in L2) */
 
@@ -122,10 +125,12 @@ typedef struct km_prune km_prune;
 typedef struct km_pjob {
     km_prune *b;
     size_t lo, hi;  /* points */
-    float *dots;    /* ch * k: products with the moved centroids */
-    float *dall;    /* ch * k: products with every centroid */
+    uint32_t *mj;   /* ch: per point of a chunk, the nearest moved centroid (its place in moved), */
+    float *m1, *m2; /* its distance and the second-nearest moved one's */
     float *gx;      /* ch * d: points to measure against every centroid */
     uint32_t *gi;   /* their indices */
+    uint32_t *gj;   /* ch: their nearest centroid, */
+    float *gu, *gl; /* its distance and the second-nearest distance */
     uint64_t dists; /* point-centroid distances computed */
 } km_pjob;
 
@@ -143,7 +148,7 @@ struct km_prune {
     uint32_t *moved; /* the centroids that moved since, nm of them */
     uint32_t nm;
     uint8_t *ismoved; /* per centroid */
-    float *pk, *pkm;  /* all centroids, the moved ones: packed for dots_packed */
+    float *pk, *pkm;  /* all centroids, the moved ones: packed (vk_pack_panels) */
     float *cnm;       /* ||c||^2 of the moved ones */
     float cmax;       /* the largest ||c||^2 */
     km_pjob job[VEC_MAX_JOBS];
@@ -153,27 +158,14 @@ struct km_prune {
  * (lower index on a tie), its distance and the second-nearest distance as the bound. */
 static void km_measure_all(km_prune *b, km_pjob *j, size_t g)
 {
-    size_t k = b->k;
-    b->kern->dots_packed(j->gx, g, b->pk, k, b->d, j->dall);
+    b->kern->assign_packed(j->gx, g, b->pk, b->cnorm, b->k, b->d, j->gj, j->gu, j->gl);
     for (size_t p = 0; p < g; p++) {
-        const float *dt = j->dall + p * k;
-        uint32_t i = j->gi[p], bj = 0;
-        float xn = b->xn[i], b1 = INFINITY, b2 = INFINITY;
-        for (size_t c = 0; c < k; c++) {
-            float e = xn + b->cnorm[c] - 2.0f * dt[c];
-            if (e < b1) {
-                b2 = b1;
-                b1 = e;
-                bj = (uint32_t)c;
-            } else if (e < b2) {
-                b2 = e;
-            }
-        }
-        b->idx[i] = bj;
-        b->u2[i] = b1;
-        b->l2[i] = b2;
+        uint32_t i = j->gi[p];
+        b->idx[i] = j->gj[p];
+        b->u2[i] = j->gu[p];
+        b->l2[i] = j->gl[p];
     }
-    j->dists += (uint64_t)g * k;
+    j->dists += (uint64_t)g * b->k;
 }
 
 static void km_gather(km_prune *b, km_pjob *j, size_t i, size_t *g)
@@ -186,30 +178,28 @@ static void km_gather(km_prune *b, km_pjob *j, size_t i, size_t *g)
     }
 }
 
-/* Point i against the moved centroids only (dt: its products with them). Every centroid that
- * did not move is where it was, at least sqrt(l2) away (l2 bounds all but the point's own), so
- * if the nearest of its own and the moved ones is closer than that, it is the nearest of all.
- * Returns false if it is not (the point is then measured against every centroid). */
-static bool km_settle(km_prune *b, size_t i, const float *dt)
+/* Point i against the moved centroids only: the nearest of them (moved[s], at e1) and the
+ * second-nearest distance e2 among them. Every centroid that did not move is where it was, at
+ * least sqrt(l2) away (l2 bounds all but the point's own), so if the nearest of its own and the
+ * moved ones is closer than that, it is the nearest of all. Returns false if it is not (the
+ * point is then measured against every centroid). */
+static bool km_settle(km_prune *b, size_t i, uint32_t s, float e1, float e2)
 {
-    uint32_t a = b->idx[i], bj = a;
-    float xn = b->xn[i], tol = KM_BOUND_TOL * (xn + b->cmax);
-    /* its own centroid: if it did not move, the distance is the one measured before */
-    float b1 = b->ismoved[a] ? INFINITY : b->u2[i], b2 = INFINITY;
-    for (uint32_t s = 0; s < b->nm; s++) {
-        uint32_t c = b->moved[s];
-        float e = xn + b->cnm[s] - 2.0f * dt[s];
-        if (e < b1 || (e == b1 && c < bj)) {
-            b2 = b1;
-            b1 = e;
-            bj = c;
-        } else if (e < b2) {
-            b2 = e;
+    uint32_t a = b->idx[i], c = b->moved[s];
+    float tol = KM_BOUND_TOL * (b->xn[i] + b->cmax), b1 = e1, b2 = e2;
+    if (!b->ismoved[a]) { /* its own centroid is where it was: u2 is still its distance */
+        float u = b->u2[i];
+        if (e1 < u || (e1 == u && c < a)) { /* ties go to the lower index, as in assign */
+            b2 = u < e2 ? u : e2;
+        } else {
+            b1 = u;
+            b2 = e1;
+            c = a;
         }
     }
     if (!(b1 + tol < b->l2[i]))
         return false;
-    b->idx[i] = bj;
+    b->idx[i] = c;
     b->u2[i] = b1;
     b->l2[i] = b2 < b->l2[i] ? b2 : b->l2[i];
     return true;
@@ -223,14 +213,15 @@ static void *km_prune_run(void *arg)
     for (size_t i0 = j->lo; i0 < j->hi; i0 += b->ch) {
         size_t cnt = j->hi - i0 < b->ch ? j->hi - i0 : b->ch;
         if (b->all) {
-            for (size_t i = i0; i < i0 + cnt; i++)
-                km_gather(b, j, i, &g);
+            b->kern->assign_packed(b->x + i0 * d, cnt, b->pk, b->cnorm, b->k, d, b->idx + i0,
+                                   b->u2 + i0, b->l2 + i0);
+            j->dists += (uint64_t)cnt * b->k;
             continue;
         }
-        b->kern->dots_packed(b->x + i0 * d, cnt, b->pkm, b->nm, d, j->dots);
+        b->kern->assign_packed(b->x + i0 * d, cnt, b->pkm, b->cnm, b->nm, d, j->mj, j->m1, j->m2);
         j->dists += (uint64_t)cnt * b->nm;
         for (size_t i = i0; i < i0 + cnt; i++)
-            if (!km_settle(b, i, j->dots + (i - i0) * b->nm))
+            if (!km_settle(b, i, j->mj[i - i0], j->m1[i - i0], j->m2[i - i0]))
                 km_gather(b, j, i, &g);
     }
     if (g)
@@ -252,10 +243,14 @@ static void km_prune_free(km_prune *b)
     wr_free(b->pkm);
     wr_free(b->cnm);
     for (uint32_t q = 0; q < b->threads; q++) {
-        wr_free(b->job[q].dots);
-        wr_free(b->job[q].dall);
+        wr_free(b->job[q].mj);
+        wr_free(b->job[q].m1);
+        wr_free(b->job[q].m2);
         wr_free(b->job[q].gx);
         wr_free(b->job[q].gi);
+        wr_free(b->job[q].gj);
+        wr_free(b->job[q].gu);
+        wr_free(b->job[q].gl);
     }
     wr_free(b);
 }
@@ -288,11 +283,15 @@ static km_prune *km_prune_new(const vk_ops *kern, const float *x, size_t n, size
         j->b = b;
         j->lo = per * q > n ? n : per * q;
         j->hi = j->lo + per > n ? n : j->lo + per;
-        j->dots = wr_malloc(b->ch * k * sizeof(float));
-        j->dall = wr_malloc(b->ch * k * sizeof(float));
+        j->mj = wr_malloc(b->ch * sizeof(uint32_t));
+        j->m1 = wr_malloc(b->ch * sizeof(float));
+        j->m2 = wr_malloc(b->ch * sizeof(float));
         j->gx = wr_malloc(b->ch * d * sizeof(float));
         j->gi = wr_malloc(b->ch * sizeof(uint32_t));
-        ok = ok && j->dots && j->dall && j->gx && j->gi;
+        j->gj = wr_malloc(b->ch * sizeof(uint32_t));
+        j->gu = wr_malloc(b->ch * sizeof(float));
+        j->gl = wr_malloc(b->ch * sizeof(float));
+        ok = ok && j->mj && j->m1 && j->m2 && j->gx && j->gi && j->gj && j->gu && j->gl;
     }
     if (!ok) {
         km_prune_free(b);

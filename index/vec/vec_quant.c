@@ -256,7 +256,8 @@ static void *enc_run(void *arg)
     for (size_t b = 0; b < jb->n; b += ENC_BATCH) {
         size_t nb = jb->n - b < ENC_BATCH ? jb->n - b : ENC_BATCH;
         const float *xb = jb->x + b * dim;
-        jb->kern->assign(xb, nb, q->centroids, q->cnorm, q->nlist, dim, jb->list + b, jb->dist);
+        jb->kern->assign_packed(xb, nb, q->cpk, q->cnorm, q->nlist, dim, jb->list + b, jb->dist,
+                                NULL);
         if (jb->err)
             memcpy(jb->err + b, jb->dist, nb * sizeof(float));
         for (size_t j = 0; j < m; j++) {

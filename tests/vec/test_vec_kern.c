@@ -140,6 +140,7 @@ static void check_complete(const vk_ops *o, const char *name)
     assert_non_null(o->l2sq_n);
     assert_non_null(o->ip_n);
     assert_non_null(o->assign);
+    assert_non_null(o->assign_packed);
     assert_non_null(o->pq_lut_l2);
     assert_non_null(o->pq_lut_ip);
     assert_non_null(o->pq_scan8);
@@ -208,6 +209,57 @@ static void test_l2sq_n_ip_n_match_scalar_with_tails(void **state)
 
 /* ---------------------------------------------------------------- assign */
 
+/* assign_packed on the same points and centroids (packed): the nearest as assign's reference
+ * (ri, rd; a copy never wins over its original), and the second-nearest distance against the
+ * scalar twin's: equal to the nearest when a copy ties, +inf when k = 1. Without dist2_out the
+ * nearest must not change. */
+static void check_assign_packed(const vk_ops *o, const float *x, size_t n, const float *c,
+                                const float *cn, size_t k, size_t d, const size_t *first,
+                                const uint32_t *ri, const float *rd)
+{
+    const vk_ops *r = vk_scalar();
+    float *pk = xalloc((k + VK_PANEL - 1) / VK_PANEL * VK_PANEL * d, sizeof(float));
+    uint32_t *gi = xalloc(n, sizeof(uint32_t)), *gi1 = xalloc(n, sizeof(uint32_t));
+    uint32_t *si = xalloc(n, sizeof(uint32_t));
+    float *gd = xalloc(n, sizeof(float)), *gd1 = xalloc(n, sizeof(float));
+    float *g2 = xalloc(n, sizeof(float)), *sd = xalloc(n, sizeof(float));
+    float *s2 = xalloc(n, sizeof(float));
+
+    vk_pack_panels(c, k, d, pk);
+    o->assign_packed(x, n, pk, cn, k, d, gi, gd, g2);
+    o->assign_packed(x, n, pk, cn, k, d, gi1, gd1, NULL);
+    r->assign_packed(x, n, pk, cn, k, d, si, sd, s2);
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * d;
+        float scale = r->ip(xi, xi, d) + cn[ri[i]];
+        assert_true(gi[i] < k);
+        assert_int_equal(si[i], ri[i]); /* the scalar twins agree exactly */
+        assert_true(sd[i] == rd[i]);
+        assert_int_equal(gi1[i], gi[i]);
+        assert_true(gd1[i] == gd[i]);
+        if (first[gi[i]] != gi[i])
+            fail_msg("assign_packed n=%zu k=%zu d=%zu point %zu: %s chose %u, a copy of %zu", n, k,
+                     d, i, o->name, gi[i], first[gi[i]]);
+        check_close(gd[i], rd[i], scale, "assign_packed dist (d, i)", d, i);
+        if (k == 1) {
+            assert_true(isinf(g2[i]) && g2[i] > 0 && isinf(s2[i]) && s2[i] > 0);
+            continue;
+        }
+        assert_true(g2[i] >= gd[i]);
+        assert_true(s2[i] >= sd[i]);
+        check_close(g2[i], s2[i], scale, "assign_packed second (d, i)", d, i);
+    }
+    free(pk);
+    free(gi);
+    free(gi1);
+    free(si);
+    free(gd);
+    free(gd1);
+    free(g2);
+    free(sd);
+    free(s2);
+}
+
 /* n points against k centroids of which about a third are copies of lower ones; a quarter of
  * the points sit exactly on a centroid, a quarter near one. */
 static void check_assign(const vk_ops *o, size_t n, size_t k, size_t d, uint64_t *s)
@@ -251,6 +303,7 @@ static void check_assign(const vk_ops *o, size_t n, size_t k, size_t d, uint64_t
             check_close(r->l2sq(xi, c + gi[i] * d, d), rd[i], scale, "assign near tie (d, i)", d,
                         i);
     }
+    check_assign_packed(o, x, n, c, cn, k, d, first, ri, rd);
     free(c);
     free(x);
     free(cn);
