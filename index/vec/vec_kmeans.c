@@ -30,10 +30,10 @@
  * on moving centroids were tried first and pruned little on the benchmark's d = 384 set
  * (Hamerly's: 6% of the distances; Yinyang's, 64 groups: 31%, on a per-point path twice as
  * slow): there a point's nearest and second-nearest centroids differ by 4-7% in distance, less
- * than the largest drift of a centroid in most iterations. On that set 94, 60, 46, 38, 33, 29, 26 and 24% of the
- * centroids moved in iterations 2 to 9, and the coarse k-means computed 0.55 of Lloyd's distances:
- * 19 s -> 12 s. Used for d >= 16 and k >= 64; the PQ sub-quantizers (d of 2 .. 16, 16 or 256
- * centroids) run plain Lloyd on the assign kernel. */
+ * than the largest drift of a centroid in most iterations. On that set 94, 60, 46, 38, 33, 29, 26
+ * and 24% of the centroids moved in iterations 2 to 9, and the coarse k-means computed 0.55 of
+ * Lloyd's distances: 19 s -> 12 s. Used for d >= 16 and k >= 64; the PQ sub-quantizers (d of 2-16,
+ * 16 or 256 centroids) run plain Lloyd on the assign kernel. */
 #include <math.h>
 
 #include "vec_int.h"
