@@ -183,6 +183,8 @@ typedef struct vec_km_opts {
     uint64_t seed;
     bool plusplus;       /* k-means++ initialisation (else k distinct random points) */
     bool lloyd;          /* every point against every centroid in every iteration (no bounds) */
+    bool warm;           /* the first iterations on a strided quarter of the points (see
+                          * vec_kmeans.c; ignored when there are too few points) */
     uint64_t *dists_out; /* if set: point-centroid distances computed, all iterations */
     uint32_t *idx_out;   /* if set: each point's nearest final centroid (n) ... */
     float *dist_out;     /* ... and its squared distance to it (n; set with idx_out) */

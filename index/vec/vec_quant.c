@@ -186,6 +186,7 @@ wr_status vec_quant_train(const vk_ops *kern, const vec_options *o, uint32_t nli
                       .threads = threads,
                       .seed = o->seed ^ (version * 0x9e3779b97f4a7c15ull),
                       .plusplus = true,
+                      .warm = true,
                       .idx_out = idx,
                       .dist_out = dist};
     if ((st = vec_kmeans(kern, x, n, dim, nlist, &ko, q->centroids, NULL)) != WR_OK)
