@@ -332,34 +332,51 @@ static void ax_ip_n(const float *q, const float *x, size_t n, size_t d, float *o
 #define ASG_KP  1024  /* at most this many centroids per panel (small d) */
 #define ASG_FEW 64    /* fewer points: packing k * d floats costs more than it saves */
 
-/* Packed panel: centroids j0 .. j0 + kp (kp a multiple of ASG_W), transposed per column block:
- * pk[(s * d + t) * ASG_W + l] = c[j0 + s * ASG_W + l][t], zero past k; hn[...] = -cnorm / 2,
- * -inf past k so padding never wins. */
-typedef struct asg_panel {
-    _Alignas(64) float pk[ASG_BUF];
-    _Alignas(64) float hn[ASG_KP];
-} asg_panel;
-
-static void asg_pack(asg_panel *pn, const float *c, const float *cnorm, size_t k, size_t d,
-                     size_t j0, size_t kp)
+/* Dot products of R points (1 or 2) with 4 centroids, d-vectorised, no packing: one FMA chain
+ * per pair, each chain the same sequence of operations. For few points or large d. */
+AX_INLINE void asg_dots(const float *const *xr, size_t R, const float *const *cq, size_t d,
+                        float *dots)
 {
-    for (size_t s = 0; s < kp / ASG_W; s++) {
-        float *dst = pn->pk + s * d * ASG_W;
-        for (size_t l = 0; l < ASG_W; l++) {
-            size_t j = j0 + s * ASG_W + l;
-            if (j < k) {
-                const float *cj = c + j * d;
-                for (size_t t = 0; t < d; t++)
-                    dst[t * ASG_W + l] = cj[t];
-                pn->hn[s * ASG_W + l] = -0.5f * cnorm[j];
-            } else {
-                for (size_t t = 0; t < d; t++)
-                    dst[t * ASG_W + l] = 0.0f;
-                pn->hn[s * ASG_W + l] = -INFINITY;
-            }
+    simde__m512 a[16];
+    size_t t = 0;
+
+    AX_UNROLL
+    for (size_t g = 0; g < 16; g++)
+        a[g] = simde_mm512_setzero_ps();
+    for (; t + 16 <= d; t += 16) {
+        simde__m512 cv[4];
+        AX_UNROLL
+        for (size_t q = 0; q < 4; q++)
+            cv[q] = simde_mm512_loadu_ps(cq[q] + t);
+        AX_UNROLL
+        for (size_t r = 0; r < R; r++) {
+            simde__m512 xv = simde_mm512_loadu_ps(xr[r] + t);
+            AX_UNROLL
+            for (size_t q = 0; q < 4; q++)
+                a[r * 4 + q] = simde_mm512_fmadd_ps(xv, cv[q], a[r * 4 + q]);
         }
     }
+    if (t < d) {
+        simde__m512 cv[4];
+        AX_UNROLL
+        for (size_t q = 0; q < 4; q++)
+            cv[q] = ax_load_tail(cq[q] + t, d - t);
+        AX_UNROLL
+        for (size_t r = 0; r < R; r++) {
+            simde__m512 xv = ax_load_tail(xr[r] + t, d - t);
+            AX_UNROLL
+            for (size_t q = 0; q < 4; q++)
+                a[r * 4 + q] = simde_mm512_fmadd_ps(xv, cv[q], a[r * 4 + q]);
+        }
+    }
+    simde_mm512_storeu_ps(dots, ax_tree16(a));
 }
+
+#define VKT_INLINE AX_INLINE
+#define VKT_UNROLL AX_UNROLL
+#define VKT_DIST   ax_dist
+#define VKT_DOTS   16
+#include "vec_kern_asg.h"
 
 /* Lane-wise maximum of best (indices in bi) folded to one (value, lowest index among equals).
  * With sec (each lane's second-largest), also the second-largest of all (w2_out): the largest
@@ -461,125 +478,11 @@ AX_INLINE void asg_block(const float *pk, size_t row, size_t half, const float *
     for (size_t p = 0; p < ASG_P; p++) {
         float w, w2 = -INFINITY;
         uint32_t j;
-        size_t i = i0 + p;
         if (p >= np)
             break;
         asg_fold(best[p], bi[p], w2_out ? &sec[p] : NULL, &w, &j, &w2);
-        if (first) {
-            w_out[i] = w;
-            idx_out[i] = j;
-            if (w2_out)
-                w2_out[i] = w2;
-            continue;
-        }
-        if (w2_out) { /* the larger of both seconds and the lesser of both bests */
-            float lo = w < w_out[i] ? w : w_out[i];
-            w2 = w2 > lo ? w2 : lo;
-            w2_out[i] = w2 > w2_out[i] ? w2 : w2_out[i];
-        }
-        if (w > w_out[i]) { /* panels come in index order: strict keeps the lower */
-            w_out[i] = w;
-            idx_out[i] = j;
-        }
+        asg_merge(i0 + p, first, w, j, w2, idx_out, w_out, w2_out);
     }
-}
-
-/* Dot products of R points (1 or 2) with 4 centroids, d-vectorised, no packing: one FMA chain
- * per pair, each chain the same sequence of operations. For few points or large d. */
-AX_INLINE void asg_dots(const float *const *xr, size_t R, const float *const *cq, size_t d,
-                        float *dots)
-{
-    simde__m512 a[16];
-    size_t t = 0;
-
-    AX_UNROLL
-    for (size_t g = 0; g < 16; g++)
-        a[g] = simde_mm512_setzero_ps();
-    for (; t + 16 <= d; t += 16) {
-        simde__m512 cv[4];
-        AX_UNROLL
-        for (size_t q = 0; q < 4; q++)
-            cv[q] = simde_mm512_loadu_ps(cq[q] + t);
-        AX_UNROLL
-        for (size_t r = 0; r < R; r++) {
-            simde__m512 xv = simde_mm512_loadu_ps(xr[r] + t);
-            AX_UNROLL
-            for (size_t q = 0; q < 4; q++)
-                a[r * 4 + q] = simde_mm512_fmadd_ps(xv, cv[q], a[r * 4 + q]);
-        }
-    }
-    if (t < d) {
-        simde__m512 cv[4];
-        AX_UNROLL
-        for (size_t q = 0; q < 4; q++)
-            cv[q] = ax_load_tail(cq[q] + t, d - t);
-        AX_UNROLL
-        for (size_t r = 0; r < R; r++) {
-            simde__m512 xv = ax_load_tail(xr[r] + t, d - t);
-            AX_UNROLL
-            for (size_t q = 0; q < 4; q++)
-                a[r * 4 + q] = simde_mm512_fmadd_ps(xv, cv[q], a[r * 4 + q]);
-        }
-    }
-    simde_mm512_storeu_ps(dots, ax_tree16(a));
-}
-
-static void asg_direct(const float *x, size_t n, const float *c, const float *cnorm, size_t k,
-                       size_t d, uint32_t *idx_out, float *w_out)
-{
-    for (size_t i = 0; i < n; i += 2) {
-        size_t R = n - i >= 2 ? 2 : 1;
-        const float *xr[2] = {x + i * d, x + (i + R - 1) * d};
-        float bw[2] = {0.0f, 0.0f};
-        uint32_t bj[2] = {0, 0};
-        for (size_t j = 0; j < k; j += 4) {
-            const float *cq[4];
-            float dots[16];
-            AX_UNROLL
-            for (size_t q = 0; q < 4; q++)
-                cq[q] = c + (j + q < k ? j + q : k - 1) * d;
-            if (R == 2)
-                asg_dots(xr, 2, cq, d, dots);
-            else
-                asg_dots(xr, 1, cq, d, dots);
-            AX_UNROLL
-            for (size_t r = 0; r < R; r++) {
-                for (size_t q = 0; q < 4 && j + q < k; q++) {
-                    float w = dots[r * 4 + q] - 0.5f * cnorm[j + q];
-                    if (j + q == 0 || w > bw[r]) { /* strict: the lower index wins a tie */
-                        bw[r] = w;
-                        bj[r] = (uint32_t)(j + q);
-                    }
-                }
-            }
-        }
-        AX_UNROLL
-        for (size_t r = 0; r < R; r++) {
-            w_out[i + r] = bw[r];
-            idx_out[i + r] = bj[r];
-        }
-    }
-}
-
-/* w (and w2) -> ||x||^2 - 2w, clamped at 0 (w2 = -inf, k = 1: +inf). */
-AX_INLINE void asg_finish(const float *x, size_t n, size_t d, float *dist_out, float *dist2_out)
-{
-    for (size_t i = 0; i < n; i++) {
-        float xn = ax_dist(x + i * d, x + i * d, d, 0), e = xn - 2.0f * dist_out[i];
-        dist_out[i] = e > 0.0f ? e : 0.0f;
-        if (dist2_out) {
-            e = xn - 2.0f * dist2_out[i];
-            dist2_out[i] = e > 0.0f ? e : 0.0f;
-        }
-    }
-}
-
-/* Centroids per panel group: d * ASG_W floats per column block, ASG_BUF floats in all (L1), at
- * least one block. */
-AX_INLINE size_t asg_group(size_t d)
-{
-    size_t kmax = ASG_BUF / (d * ASG_W) * ASG_W;
-    return kmax < ASG_W ? ASG_W : kmax < ASG_KP ? kmax : ASG_KP;
 }
 
 /* The blocks of points against one group of panels. */
